@@ -1,0 +1,149 @@
+"""Data sets as numpy arrays, split and preprocessed the same way for all.
+
+``load(name, ...)`` returns a :class:`Dataset`: train / validation / test
+arrays ``X: (N, D) float32`` (the training split's mean image subtracted and a
+constant 1 appended last, the bias trick) and ``y: (N,) int32``, plus class
+names and the image shape for drawing weights as templates.
+
+* ``"digits"``: scikit-learn's bundled 8x8 digits (1,797 images); no network.
+* ``"cifar10"``: the official files, see :mod:`linopt.cifar10`.
+* ``"synthetic"``: seeded Gaussian class clusters of any N, D, C.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from linopt.errors import LinoptError
+
+DATASETS = ("digits", "cifar10", "synthetic")
+CIFAR10_VALIDATION = 1000
+
+
+class Dataset(NamedTuple):
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, ...]  # of one example without the bias column
+    mean_image: np.ndarray  # subtracted from every split; (D - 1,)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def dim(self) -> int:
+        return self.X_train.shape[1]
+
+
+def preprocess(train, *others, dtype=np.float32):
+    """Subtract the training split's mean image from every split, append 1s.
+
+    Returns ``(mean_image, train, *others)``; the mean comes from ``train`` only.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    mean = train.mean(axis=0)
+
+    def transform(x):
+        x = np.asarray(x, dtype=np.float64) - mean
+        return np.hstack([x, np.ones((x.shape[0], 1))]).astype(dtype)
+
+    return (mean.astype(dtype), transform(train), *(transform(x) for x in others))
+
+
+def _build(x_train, y_train, x_val, y_val, x_test, y_test, names, shape, dtype):
+    mean, X_train, X_val, X_test = preprocess(x_train, x_val, x_test, dtype=dtype)
+
+    def labels(y):
+        return np.asarray(y, dtype=np.int32)
+
+    return Dataset(X_train, labels(y_train), X_val, labels(y_val), X_test,
+                   labels(y_test), tuple(names), tuple(shape), mean)
+
+
+def split_indices(n: int, fractions: tuple[float, float], seed: int):
+    """Seeded shuffle of ``range(n)`` into train / validation / test indices."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = (round(f * n) for f in fractions)
+    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
+
+
+def load_digits(*, seed: int = 0, dtype=np.float32) -> Dataset:
+    """The 8x8 UCI digits: 70% train, 10% validation, 20% test, split by ``seed``."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    x, y = digits.data, digits.target
+    tr, va, te = split_indices(len(y), (0.1, 0.2), seed)
+    names = tuple(str(c) for c in digits.target_names)
+    return _build(x[tr], y[tr], x[va], y[va], x[te], y[te], names, (8, 8), dtype)
+
+
+def make_synthetic(num_train: int = 1000, num_val: int = 200, num_test: int = 200,
+                   dim: int = 32, num_classes: int = 10, *, seed: int = 0,
+                   separation: float = 1.0, dtype=np.float32) -> Dataset:
+    """Gaussian clusters: class means ``separation * randn(C, dim)``, unit noise."""
+    for name, value in (("num_train", num_train), ("dim", dim),
+                        ("num_classes", num_classes)):
+        if value < 1 or (name == "num_classes" and value < 2):
+            raise LinoptError(f"synthetic data needs {name} >= "
+                              f"{2 if name == 'num_classes' else 1}, got {value}")
+    rng = np.random.default_rng(seed)
+    means = separation * rng.standard_normal((num_classes, dim))
+
+    def draw(n):
+        y = rng.integers(0, num_classes, n)
+        return means[y] + rng.standard_normal((n, dim)), y
+
+    splits = [draw(n) for n in (num_train, num_val, num_test)]
+    names = tuple(f"class_{c}" for c in range(num_classes))
+    return _build(*splits[0], *splits[1], *splits[2], names, (dim,), dtype)
+
+
+def load_cifar10(data_dir=None, *, download: bool = True, progress: bool = False,
+                 dtype=np.float32) -> Dataset:
+    """CIFAR-10: 49,000 train, the last 1,000 training images as validation,
+    the 10,000 test images; rows keep the file's pixel order (R, G, B planes)."""
+    from linopt import cifar10
+
+    x_train, y_train, x_test, y_test, names = cifar10.load_raw(
+        data_dir, download=download, progress=progress)
+    cut = len(y_train) - CIFAR10_VALIDATION
+    return _build(x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:],
+                  x_test, y_test, names, (3, 32, 32), dtype)
+
+
+def load(name: str, *, data_dir=None, seed: int = 0, download: bool = True,
+         progress: bool = False, dtype=np.float32, **synthetic_kwargs) -> Dataset:
+    """Load data set ``name`` (one of :data:`DATASETS`), preprocessed.
+
+    Args:
+      name: ``"digits"``, ``"cifar10"`` or ``"synthetic"``.
+      data_dir: CIFAR-10's folder (default ``$LINOPT_DATA`` or ``~/.cache/linopt``).
+      seed: the split seed for digits, the generator seed for synthetic.
+      download: fetch CIFAR-10 when it is not on disk.
+      progress: show a progress bar while downloading.
+      **synthetic_kwargs: ``num_train``, ``num_val``, ``num_test``, ``dim``,
+        ``num_classes``, ``separation`` for ``"synthetic"``.
+    """
+    if name == "digits":
+        return load_digits(seed=seed, dtype=dtype)
+    if name == "cifar10":
+        return load_cifar10(data_dir, download=download, progress=progress,
+                            dtype=dtype)
+    if name == "synthetic":
+        return make_synthetic(seed=seed, dtype=dtype, **synthetic_kwargs)
+    raise LinoptError(f"unknown data set {name!r}; choose one of {list(DATASETS)}")
+
+
+def subset(ds: Dataset, num_train: int | None) -> Dataset:
+    """The first ``num_train`` training examples (all when None); others as is."""
+    if num_train is None or num_train >= len(ds.y_train):
+        return ds
+    return ds._replace(X_train=ds.X_train[:num_train], y_train=ds.y_train[:num_train])

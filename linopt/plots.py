@@ -1,0 +1,123 @@
+"""Figures saved as PNG files (matplotlib's Agg backend: no screen needed).
+
+Every function takes the output path first and returns it; values arrive as
+numpy arrays so the library's JAX code never waits on a figure.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from linopt.runs import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def line_plot(path, curves: Mapping[str, tuple[Sequence, Sequence]], *, xlabel: str,
+              ylabel: str, title: str = "", logx: bool = False, logy: bool = False,
+              marker: str | None = None):
+    """One line per ``name -> (x, y)``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, (x, y) in curves.items():
+        ax.plot(np.asarray(x), np.asarray(y), label=name, marker=marker, lw=1.4)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
+    """Per-step loss, with a moving average over ``smooth`` steps when > 1."""
+    losses = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(1, len(losses) + 1)
+    curves = {"loss": (steps, losses)}
+    if smooth > 1 and len(losses) > smooth:
+        avg = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
+        curves[f"mean of {smooth}"] = (steps[smooth - 1:], avg)
+    return line_plot(path, curves, xlabel="step", ylabel="loss", title=title)
+
+
+def heatmap(path, values, *, x, y, xlabel: str, ylabel: str, title: str = "",
+            colorbar_label: str = "", annotate: bool = False, fmt: str = "{:.3f}"):
+    """``values[i, j]`` at ``(x[j], y[i])``; blue is low and red is high."""
+    values = np.asarray(values, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6.0, 5.0))
+    categorical = annotate
+    if categorical:
+        im = ax.imshow(values, cmap="coolwarm", origin="lower", aspect="auto")
+        ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], rotation=45)
+        ax.set_yticks(range(len(y)), [f"{v:g}" for v in y])
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                        fontsize=8)
+    else:
+        extent = (float(x[0]), float(x[-1]), float(y[0]), float(y[-1]))
+        im = ax.imshow(values, cmap="jet", origin="lower", aspect="auto",
+                       extent=extent)
+    fig.colorbar(im, ax=ax, label=colorbar_label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return _save(fig, path)
+
+
+def histogram(path, values, *, xlabel: str, title: str = "", log_x: bool = True,
+              bins: int = 60):
+    """Histogram of positive values, on log-spaced bins when ``log_x``."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    if log_x:
+        positive = values[values > 0]
+        lo = positive.min() if positive.size else 1e-16
+        hi = max(positive.max() if positive.size else 1.0, lo * 10)
+        edges = np.logspace(np.log10(lo), np.log10(hi), bins)
+        ax.hist(np.clip(values, lo, None), bins=edges)
+        ax.set_xscale("log")
+    else:
+        ax.hist(values, bins=bins)
+    ax.set(xlabel=xlabel, ylabel="count", title=title)
+    return _save(fig, path)
+
+
+def class_templates(path, W, image_shape, class_names, *, title: str = ""):
+    """Each class's weights (bias column dropped) drawn as an image.
+
+    ``image_shape`` is ``(3, H, W)`` for colour planes (CIFAR-10) or ``(H, W)``.
+    Each template is stretched to [0, 1] on its own, as the CS231n notes do.
+    """
+    W = np.asarray(W, dtype=np.float64)[:, :-1]
+    n = W.shape[0]
+    cols = min(n, 10)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for c in range(n):
+        img = W[c].reshape(image_shape)
+        if img.ndim == 3:
+            img = img.transpose(1, 2, 0)
+        img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
+        ax = axes.ravel()[c]
+        ax.imshow(img, cmap=None if img.ndim == 3 else "gray", interpolation="nearest")
+        ax.set_title(class_names[c], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
