@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from linopt import runs
 from linopt.data import DATASETS
@@ -77,6 +77,7 @@ def run(main) -> None:
     """``absl.app.run(main)``, with user errors shown as one line."""
 
     def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # jax's backend probing is noise
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags look like --name=value", 2)
         try:
