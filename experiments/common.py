@@ -26,6 +26,8 @@ SEED = flags.DEFINE_integer("seed", 0, "Seed of every random choice of the run."
 WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder (default: a new runs/<experiment>-<time>).")
 DEBUG = flags.DEFINE_bool("debug", False, "Show full tracebacks of errors.")
+DOWNLOAD = flags.DEFINE_bool("download", True,
+                             "Download CIFAR-10 when it is not in --data_dir.")
 
 
 class UsageError(LinoptError):
@@ -48,6 +50,14 @@ def check_data_flags() -> None:
 
 def data_dir() -> str | None:
     return os.path.expanduser(DATA_DIR.value) if DATA_DIR.value else None
+
+
+def load_data():
+    """The --dataset, preprocessed (see linopt.data.load)."""
+    from linopt import data
+
+    return data.load(DATASET.value, data_dir=data_dir(), seed=SEED.value,
+                     download=DOWNLOAD.value, progress=True)
 
 
 def flag_values() -> dict:

@@ -14,12 +14,14 @@ import sys
 class StopOnSignal:
     def __init__(self):
         self.requested = False
+        self.signal_number = 0
         self._previous = {}
 
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signal_number = signum
         print(f"\n{signal.Signals(signum).name}: stopping after the current chunk; "
               "results so far will be saved", file=sys.stderr)
 

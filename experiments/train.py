@@ -12,11 +12,12 @@ loss_curve.png, templates.png and params.npy into --workdir.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import data, optimizers, plots, runs, strategies, training
+from linopt import checkpoint, data, optimizers, plots, runs, strategies, training
 
 STRATEGY = flags.DEFINE_enum("strategy", "minibatch", [*strategies.STRATEGIES, "all"],
                              "Search strategy; 'all' runs and compares every one.")
@@ -44,6 +45,10 @@ SAMPLING = flags.DEFINE_enum("sampling", None, ["replacement", "epoch"],
 NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use only this many train examples.")
 CHUNK_SIZE = flags.DEFINE_integer("chunk_size", None,
                                   "Steps per compiled chunk (progress granularity).")
+CHECKPOINT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every", None, "Save the whole run state every this many steps.")
+RESUME = flags.DEFINE_bool("resume", False,
+                           "Continue from the checkpoint in --workdir.")
 
 _HPARAM_FLAGS = {
     "num_steps": NUM_STEPS, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
@@ -71,12 +76,18 @@ def validate_flags() -> None:
             f"--momentum must be in [0, 1), got {MOMENTUM.value}")
     require(NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
             f"--num_train must be >= 1, got {NUM_TRAIN.value}")
+    require(CHECKPOINT_EVERY.value is None or CHECKPOINT_EVERY.value >= 1,
+            f"--checkpoint_every must be >= 1, got {CHECKPOINT_EVERY.value}")
+    require(not RESUME.value or common.WORKDIR.value,
+            "--resume needs the --workdir of the run to continue")
 
 
 def make_config(strategy: str) -> training.TrainConfig:
     """Flags given on the command line, else the preset, else the default."""
     values = training.preset(common.DATASET.value, LOSS.value, strategy)
     values.update({k: f.value for k, f in _HPARAM_FLAGS.items() if f.value is not None})
+    if CHECKPOINT_EVERY.value and CHUNK_SIZE.value is None:
+        values["chunk_size"] = CHECKPOINT_EVERY.value  # a checkpoint per chunk
     return training.TrainConfig(strategy=strategy, loss=LOSS.value,
                                 seed=common.SEED.value, **values)
 
@@ -88,10 +99,46 @@ def check_config(config: training.TrainConfig, ds: data.Dataset) -> None:
                        f"exceeds the {n} training examples; lower it")
 
 
-def train_one(config, ds, workdir, stop) -> dict:
+def checkpointing(config, workdir):
+    """``(on_chunk, restore)`` for --checkpoint_every and --resume."""
+    path = workdir / "checkpoint.npz"
+    meta = {"config": dataclasses.asdict(config)}
+    save = None
+    if CHECKPOINT_EVERY.value:
+
+        def save(p):
+            checkpoint.save(path, p.state, p.key, p.metrics, {**meta, "step": p.step})
+
+    restore = None
+    if RESUME.value:
+        common.require(path.exists(), f"--resume: no {path}; run with "
+                       "--checkpoint_every first, or drop --resume")
+
+        # A resumed run may be extended (num_steps); nothing else may change.
+        saved = checkpoint.read_meta(path)["config"]
+        common.require({k: v for k, v in saved.items() if k != "num_steps"}
+                       == {k: v for k, v in meta["config"].items() if k != "num_steps"},
+                       f"--resume: {path} was saved with other flags; "
+                       "resume with the same flags")
+
+        def restore(fresh_state, key):
+            state, history, _ = checkpoint.load(path, fresh_state, key)
+            return state, history
+
+    return save, restore
+
+
+def train_one(config, ds, workdir, stop, save, restore) -> dict:
     """Train, evaluate, write every output of one strategy into ``workdir``."""
-    with progress.bar(config.strategy, config.num_steps) as on_chunk:
-        result = training.train(config, ds, on_chunk=stop.wrap(on_chunk))
+    with progress.bar(config.strategy, config.num_steps) as bar:
+
+        def on_chunk(p):
+            bar(p)
+            if save is not None:
+                save(p)
+
+        result = training.train(config, ds, on_chunk=stop.wrap(on_chunk),
+                                restore=restore)
     summary = training.summarize(config, result, ds)
     summary["config"] = dataclasses.asdict(config)
     columns = {"step": range(1, len(result.losses) + 1), "loss": result.losses}
@@ -113,8 +160,7 @@ def train_one(config, ds, workdir, stop) -> dict:
 def main(argv):
     del argv
     validate_flags()
-    ds = data.load(common.DATASET.value, data_dir=common.data_dir(),
-                   seed=common.SEED.value, progress=True)
+    ds = common.load_data()
     ds = data.subset(ds, NUM_TRAIN.value)
     names = strategies.STRATEGIES if STRATEGY.value == "all" else (STRATEGY.value,)
     configs = {name: make_config(name) for name in names}
@@ -123,12 +169,14 @@ def main(argv):
     for config in configs.values():
         check_config(config, ds)
     workdir = common.start_run("train")
+    folders = {n: workdir / n if len(configs) > 1 else workdir for n in configs}
+    # Made before any training, so a bad --resume is refused at once.
+    hooks = {n: checkpointing(c, folders[n]) for n, c in configs.items()}
     results = {}
     with interrupt.StopOnSignal() as stop:
         for name, config in configs.items():
-            folder = workdir / name if len(configs) > 1 else workdir
-            folder.mkdir(exist_ok=True)
-            results[name] = train_one(config, ds, folder, stop)
+            folders[name].mkdir(exist_ok=True)
+            results[name] = train_one(config, ds, folders[name], stop, *hooks[name])
             if stop.requested:
                 break
     if len(configs) > 1:
@@ -140,6 +188,8 @@ def main(argv):
               f"val acc {s['val_accuracy']:.3f}, test acc {s['test_accuracy']:.3f}, "
               f"{s['num_loss_evals']} loss evals, {s['wall_time_s']:.1f} s")
     print(f"outputs in {workdir}")
+    if stop.requested:
+        sys.exit(128 + stop.signal_number)  # the shell's convention
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linopt.errors import LinoptError
+from linopt.errors import DataError, LinoptError
 
 DATASETS = ("digits", "cifar10", "synthetic")
 CIFAR10_VALIDATION = 1000
@@ -47,12 +47,16 @@ def preprocess(train, *others, dtype=np.float32):
 
     Returns ``(mean_image, train, *others)``; the mean comes from ``train`` only.
     """
-    train = np.asarray(train, dtype=np.float64)
-    mean = train.mean(axis=0)
+    train = np.asarray(train)
+    mean = train.mean(axis=0, dtype=np.float64)
 
     def transform(x):
-        x = np.asarray(x, dtype=np.float64) - mean
-        return np.hstack([x, np.ones((x.shape[0], 1))]).astype(dtype)
+        x = np.asarray(x)
+        out = np.empty((x.shape[0], x.shape[1] + 1), dtype)
+        # Subtract in float64 straight into the output: no full-size temporaries.
+        np.subtract(x, mean, out=out[:, :-1], casting="unsafe")
+        out[:, -1] = 1
+        return out
 
     return (mean.astype(dtype), transform(train), *(transform(x) for x in others))
 
@@ -115,6 +119,10 @@ def load_cifar10(data_dir=None, *, download: bool = True, progress: bool = False
     x_train, y_train, x_test, y_test, names = cifar10.load_raw(
         data_dir, download=download, progress=progress)
     cut = len(y_train) - CIFAR10_VALIDATION
+    if cut < 1:
+        raise DataError(f"CIFAR-10 has {len(y_train)} training images; need more than "
+                        f"{CIFAR10_VALIDATION} (the last {CIFAR10_VALIDATION} are the "
+                        "validation split)")
     return _build(x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:],
                   x_test, y_test, names, (3, 32, 32), dtype)
 

@@ -49,6 +49,7 @@ class Progress(NamedTuple):
     """What the driver tells ``on_chunk`` after each chunk."""
 
     state: Any
+    key: jax.Array  # the run's key (for checkpoints)
     step: int  # steps done so far
     num_steps: int
     metrics: dict  # all per-step metrics so far (numpy)
@@ -132,7 +133,7 @@ def run(strategy, state, key, data: Data, *, num_steps: int,
         so_far = {k: np.concatenate(v) for k, v in history.items()}
         keep_going = True
         if on_chunk is not None:
-            keep_going = on_chunk(Progress(state, step, num_steps, so_far,
+            keep_going = on_chunk(Progress(state, key, step, num_steps, so_far,
                                            time.perf_counter() - start))
         if bool(diverged):
             status = "diverged"

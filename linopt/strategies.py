@@ -198,6 +198,9 @@ def _start(strategy, X, y, key, params, *, num_classes, init_scale, hparams,
             num_classes = int(np.max(np.asarray(y))) + 1
         params = init_params(init_key, num_classes, data.X.shape[1], init_scale)
     state = strategy.init(jnp.asarray(params, jnp.float32), _hparams(**hparams), data)
+    restore = run_kwargs.pop("restore", None)
+    if restore is not None:  # continue a checkpointed run: state and history
+        state, run_kwargs["history"] = restore(state, run_key)
     return run(strategy, state, run_key, data, num_steps=num_steps, **run_kwargs)
 
 
@@ -247,7 +250,8 @@ def minibatch(X, y, *, key, num_steps: int = 1500, batch_size: int | None = 200,
       sampling: ``"replacement"`` or ``"epoch"`` (a fresh shuffle per epoch).
       optimizer, schedule, decay_steps: see :mod:`linopt.optimizers`.
       init_scale: starting weights ``init_scale * randn(C, D)`` unless ``params``.
-      **run_kwargs: ``chunk_size``, ``on_chunk`` (see :func:`linopt.driver.run`).
+      **run_kwargs: ``chunk_size``, ``on_chunk`` (see :func:`linopt.driver.run`),
+        ``restore``: ``(fresh_state, run_key) -> (state, history)`` to resume.
     """
     if sampling not in ("replacement", "epoch"):
         raise ValueError(f"sampling must be 'replacement' or 'epoch', got {sampling!r}")

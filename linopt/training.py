@@ -72,12 +72,17 @@ def preset(dataset: str, loss: str, strategy: str) -> dict:
     return values
 
 
-def train(config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None) -> Result:
-    """Run ``config.strategy`` on the training split of ``ds``."""
+def train(config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None,
+          restore=None) -> Result:
+    """Run ``config.strategy`` on the training split of ``ds``.
+
+    ``on_chunk`` sees each chunk's :class:`linopt.driver.Progress`;
+    ``restore(fresh_state, run_key) -> (state, history)`` resumes a run.
+    """
     c = config
     key = jax.random.key(c.seed)
     common = {"num_classes": ds.num_classes, "loss": c.loss, "reg": c.reg,
-              "chunk_size": c.chunk_size, "on_chunk": on_chunk}
+              "chunk_size": c.chunk_size, "on_chunk": on_chunk, "restore": restore}
     if c.strategy == "random_search":
         return strategies.random_search(
             ds.X_train, ds.y_train, key=key, num_tries=c.num_steps,
