@@ -22,6 +22,10 @@ from linopt import checkpoint, data, optimizers, plots, runs, strategies, traini
 STRATEGY = flags.DEFINE_enum("strategy", "minibatch", [*strategies.STRATEGIES, "all"],
                              "Search strategy; 'all' runs and compares every one.")
 LOSS = flags.DEFINE_enum("loss", "svm", ["svm", "softmax"], "Loss function.")
+PRESET = flags.DEFINE_enum(
+    "preset", "linopt", list(training.PRESETS),
+    "Defaults for unset flags: linopt's tuned values, or the CS231n assignment's "
+    "(cifar10: lr 1e-7, reg 2.5e4, 1,500 steps of 200).")
 NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Updates (tries for searches).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Step size of GD updates.")
@@ -84,7 +88,7 @@ def validate_flags() -> None:
 
 def make_config(strategy: str) -> training.TrainConfig:
     """Flags given on the command line, else the preset, else the default."""
-    values = training.preset(common.DATASET.value, LOSS.value, strategy)
+    values = training.preset(common.DATASET.value, LOSS.value, strategy, PRESET.value)
     values.update({k: f.value for k, f in _HPARAM_FLAGS.items() if f.value is not None})
     if CHECKPOINT_EVERY.value and CHUNK_SIZE.value is None:
         values["chunk_size"] = CHECKPOINT_EVERY.value  # a checkpoint per chunk

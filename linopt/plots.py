@@ -52,7 +52,11 @@ def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
     if smooth > 1 and len(losses) > smooth:
         avg = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
         curves[f"mean of {smooth}"] = (steps[smooth - 1:], avg)
-    return line_plot(path, curves, xlabel="step", ylabel="loss", title=title)
+    finite = losses[np.isfinite(losses)]
+    # A log axis once the loss spans decades, so the late steps stay visible.
+    logy = finite.size > 0 and finite.min() > 0 and finite.max() > 20 * finite.min()
+    return line_plot(path, curves, xlabel="step", ylabel="loss", title=title,
+                     logy=bool(logy))
 
 
 def heatmap(path, values, *, x, y, xlabel: str, ylabel: str, title: str = "",

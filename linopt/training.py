@@ -33,42 +33,58 @@ class TrainConfig:
     optimizer: str = "sgd"
     schedule: str = "constant"
     decay_rate: float = 1.0
-    decay_steps: int = 100
+    decay_steps: int | None = None  # None: the run (exponential), a third (step)
     momentum: float = 0.9
     sampling: str = "replacement"
     seed: int = 0
     chunk_size: int | None = None
 
 
-# The lecture's searches use the loss without regularization.
-_SEARCH = {"reg": 0.0}
-_PRESETS = {
-    ("cifar10", "svm"): {"learning_rate": 1e-7, "reg": 2.5e4},
-    ("cifar10", "softmax"): {"learning_rate": 1e-7, "reg": 2.5e4},
-    ("digits", "svm"): {"learning_rate": 1e-3, "reg": 1e-3, "search_scale": 1e-2,
-                        "step_size": 1e-3},
-    ("digits", "softmax"): {"learning_rate": 1e-3, "reg": 1e-3, "search_scale": 1e-2,
-                            "step_size": 1e-3},
-    ("synthetic", "svm"): {"learning_rate": 1e-2, "reg": 1e-4, "search_scale": 1e-1,
-                           "step_size": 1e-2},
-    ("synthetic", "softmax"): {"learning_rate": 1e-2, "reg": 1e-4,
-                               "search_scale": 1e-1, "step_size": 1e-2},
+PRESETS = ("linopt", "assignment")
+# The CS231n assignment's mini-batch run, exactly (``--preset=assignment``).
+ASSIGNMENT = {"learning_rate": 1e-7, "reg": 2.5e4, "num_steps": 1500,
+              "batch_size": 200, "schedule": "constant"}
+# linopt's CIFAR-10 default: the same 1,500 plain-SGD steps of batch 200, with a
+# larger learning rate decayed 20x over the run and less reg. On the lossy
+# CIFAR-10 copy: test accuracy 0.385-0.390 (SVM) and 0.386-0.389 (softmax) over
+# seeds 0-2, against 0.353-0.368 for the assignment's values.
+_CIFAR10 = {
+    "svm": {"learning_rate": 1e-6, "reg": 5e3},
+    "softmax": {"learning_rate": 2e-6, "reg": 2e3},
 }
-_STRATEGY_PRESETS = {
-    "random_search": {"num_steps": 1000, **_SEARCH},
-    "random_local_search": {"num_steps": 1000, **_SEARCH},
+_DECAYED = {"schedule": "exponential", "decay_rate": 0.05}
+_SMALL = {  # digits and synthetic: features of order 1-10, not 0-255
+    "digits": {"learning_rate": 1e-3, "reg": 1e-3, "search_scale": 1e-2,
+               "step_size": 1e-3},
+    "synthetic": {"learning_rate": 1e-2, "reg": 1e-4, "search_scale": 1e-1,
+                  "step_size": 1e-2},
+}
+_STRATEGY = {
+    # The lecture's searches use the loss without regularization.
+    "random_search": {"num_steps": 1000, "reg": 0.0},
+    "random_local_search": {"num_steps": 1000, "reg": 0.0},
     "gradient_descent": {"num_steps": 200},
     "minibatch": {"num_steps": 1500, "batch_size": 200},
     "sgd": {"num_steps": 1500, "batch_size": 1},
 }
 
 
-def preset(dataset: str, loss: str, strategy: str) -> dict:
-    """Default hyperparameters for this data set, loss and strategy."""
-    values = dict(_PRESETS.get((dataset, loss), {}))
-    values.update(_STRATEGY_PRESETS.get(strategy, {}))
+def preset(dataset: str, loss: str, strategy: str, name: str = "linopt") -> dict:
+    """Default hyperparameters for this data set, loss and strategy.
+
+    ``name="assignment"`` gives the CS231n assignment's values on CIFAR-10
+    (learning rate 1e-7, reg 2.5e4, constant); ``"linopt"`` the tuned ones.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+    values = dict(_SMALL.get(dataset, {}))
+    if dataset == "cifar10":
+        values.update(ASSIGNMENT if name == "assignment"
+                      else {**_CIFAR10[loss], **_DECAYED})
+    values.update(_STRATEGY[strategy])
     if dataset == "cifar10" and strategy == "sgd":
-        values["learning_rate"] = 1e-8  # one example's gradient is noisy
+        # One example's gradient is noisy: the assignment's small steps.
+        values.update(learning_rate=1e-7, reg=2.5e4, schedule="constant")
     return values
 
 
@@ -95,10 +111,14 @@ def train(config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None,
         raise ValueError(f"unknown strategy {c.strategy!r}; choose one of "
                          f"{strategies.STRATEGIES}")
     batch_size = {"gradient_descent": None, "sgd": 1}.get(c.strategy, c.batch_size)
+    decay_steps = c.decay_steps
+    if decay_steps is None:
+        decay_steps = c.num_steps if c.schedule == "exponential" else c.num_steps // 3
+    decay_steps = max(1, decay_steps)
     return strategies.minibatch(
         ds.X_train, ds.y_train, key=key, num_steps=c.num_steps, batch_size=batch_size,
         learning_rate=c.learning_rate, sampling=c.sampling, optimizer=c.optimizer,
-        schedule=c.schedule, decay_rate=c.decay_rate, decay_steps=c.decay_steps,
+        schedule=c.schedule, decay_rate=c.decay_rate, decay_steps=decay_steps,
         momentum=c.momentum, init_scale=c.init_scale, params=params, **common)
 
 
