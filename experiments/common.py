@@ -18,16 +18,23 @@ from linopt import runs
 from linopt.data import DATASETS
 from linopt.errors import DataError, LinoptError
 
-DATASET = flags.DEFINE_enum("dataset", "digits", list(DATASETS),
-                            "Data set; digits is embedded and needs no network.")
+DATASET = flags.DEFINE_enum(
+    "dataset",
+    "digits",
+    list(DATASETS),
+    "Data set; digits is embedded and needs no network.",
+)
 DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "CIFAR-10 folder (default $LINOPT_DATA or ~/.cache/linopt).")
+    "data_dir", None, "CIFAR-10 folder (default $LINOPT_DATA or ~/.cache/linopt)."
+)
 SEED = flags.DEFINE_integer("seed", 0, "Seed of every random choice of the run.")
 WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Output folder (default: a new runs/<experiment>-<time>).")
+    "workdir", None, "Output folder (default: a new runs/<experiment>-<time>)."
+)
 DEBUG = flags.DEFINE_bool("debug", False, "Show full tracebacks of errors.")
-DOWNLOAD = flags.DEFINE_bool("download", True,
-                             "Download CIFAR-10 when it is not in --data_dir.")
+DOWNLOAD = flags.DEFINE_bool(
+    "download", True, "Download CIFAR-10 when it is not in --data_dir."
+)
 
 
 class UsageError(LinoptError):
@@ -44,8 +51,10 @@ def check_data_flags() -> None:
     if DATA_DIR.value is not None:
         require(DATA_DIR.value.strip() != "", "--data_dir is empty; give a folder")
         path = Path(DATA_DIR.value).expanduser()
-        require(not path.exists() or path.is_dir(),
-                f"--data_dir {DATA_DIR.value!r} is a file; give a folder")
+        require(
+            not path.exists() or path.is_dir(),
+            f"--data_dir {DATA_DIR.value!r} is a file; give a folder",
+        )
 
 
 def data_dir() -> str | None:
@@ -56,8 +65,13 @@ def load_data():
     """The --dataset, preprocessed (see linopt.data.load)."""
     from linopt import data
 
-    return data.load(DATASET.value, data_dir=data_dir(), seed=SEED.value,
-                     download=DOWNLOAD.value, progress=True)
+    return data.load(
+        DATASET.value,
+        data_dir=data_dir(),
+        seed=SEED.value,
+        download=DOWNLOAD.value,
+        progress=True,
+    )
 
 
 def flag_values() -> dict:

@@ -11,21 +11,36 @@ def write(workdir, results: dict, dataset: str) -> None:
     """``comparison.csv``, ``comparison.md``, loss against loss evaluations
     and against wall time (each strategy's per-step loss history)."""
     names = list(results)
-    keys = ("status", "num_loss_evals", "num_grad_evals", "num_examples_evaluated",
-            "train_loss", "val_accuracy", "test_accuracy", "wall_time_s")
-    runs.write_csv(workdir / "comparison.csv",
-                   {"strategy": names, **{k: [results[n][k] for n in names]
-                                          for k in keys}})
-    lines = ["| strategy | " + " | ".join(keys) + " |",
-             "|---" * (len(keys) + 1) + "|"]
+    keys = (
+        "status",
+        "num_loss_evals",
+        "num_grad_evals",
+        "num_examples_evaluated",
+        "train_loss",
+        "val_accuracy",
+        "test_accuracy",
+        "wall_time_s",
+    )
+    runs.write_csv(
+        workdir / "comparison.csv",
+        {"strategy": names, **{k: [results[n][k] for n in names] for k in keys}},
+    )
+    lines = ["| strategy | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for n in names:
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v)
-                 for v in (results[n][k] for k in keys)]
+        cells = [
+            f"{v:.4g}" if isinstance(v, float) else str(v)
+            for v in (results[n][k] for k in keys)
+        ]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     runs.atomic_write_text(workdir / "comparison.md", "\n".join(lines) + "\n")
-    runs.write_json(workdir / "summary.json",
-                    {"status": "completed", "dataset": dataset,
-                     "strategies": {n: {k: results[n][k] for k in keys} for n in names}})
+    runs.write_json(
+        workdir / "summary.json",
+        {
+            "status": "completed",
+            "dataset": dataset,
+            "strategies": {n: {k: results[n][k] for k in keys} for n in names},
+        },
+    )
 
     by_evals, by_time = {}, {}
     for n in names:
@@ -36,9 +51,20 @@ def write(workdir, results: dict, dataset: str) -> None:
         wall = np.linspace(0, results[n]["wall_time_s"], len(losses) + 1)[1:]
         by_evals[n] = (evals, losses)
         by_time[n] = (wall, losses)
-    plots.line_plot(workdir / "loss_vs_evals.png", by_evals, xlabel="loss evaluations",
-                    ylabel="loss (random search: best so far)", logx=True, logy=True,
-                    title=f"strategies on {dataset}")
-    plots.line_plot(workdir / "loss_vs_time.png", by_time, xlabel="wall time (s)",
-                    ylabel="loss (random search: best so far)", logy=True,
-                    title=f"strategies on {dataset}")
+    plots.line_plot(
+        workdir / "loss_vs_evals.png",
+        by_evals,
+        xlabel="loss evaluations",
+        ylabel="loss (random search: best so far)",
+        logx=True,
+        logy=True,
+        title=f"strategies on {dataset}",
+    )
+    plots.line_plot(
+        workdir / "loss_vs_time.png",
+        by_time,
+        xlabel="wall time (s)",
+        ylabel="loss (random search: best so far)",
+        logy=True,
+        title=f"strategies on {dataset}",
+    )

@@ -22,8 +22,11 @@ class StopOnSignal:
             raise KeyboardInterrupt
         self.requested = True
         self.signal_number = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after the current chunk; "
-              "results so far will be saved", file=sys.stderr)
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after the current chunk; "
+            "results so far will be saved",
+            file=sys.stderr,
+        )
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,8 +12,14 @@ from tqdm import tqdm
 @contextlib.contextmanager
 def bar(description: str, total: int):
     """Yield an ``on_chunk`` callback for :func:`linopt.driver.run`."""
-    with tqdm(total=total, desc=description, unit="step", file=sys.stderr,
-              dynamic_ncols=True, leave=False) as t:
+    with tqdm(
+        total=total,
+        desc=description,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    ) as t:
 
         def on_chunk(progress):
             t.update(progress.step - t.n)

@@ -19,47 +19,81 @@ from absl import flags
 from experiments import common, interrupt, progress
 from linopt import checkpoint, data, optimizers, plots, runs, strategies, training
 
-STRATEGY = flags.DEFINE_enum("strategy", "minibatch", [*strategies.STRATEGIES, "all"],
-                             "Search strategy; 'all' runs and compares every one.")
+STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "minibatch",
+    [*strategies.STRATEGIES, "all"],
+    "Search strategy; 'all' runs and compares every one.",
+)
 LOSS = flags.DEFINE_enum("loss", "svm", ["svm", "softmax"], "Loss function.")
 PRESET = flags.DEFINE_enum(
-    "preset", "linopt", list(training.PRESETS),
+    "preset",
+    "linopt",
+    list(training.PRESETS),
     "Defaults for unset flags: linopt's tuned values, or the CS231n assignment's "
-    "(cifar10: lr 1e-7, reg 2.5e4, 1,500 steps of 200).")
+    "(cifar10: lr 1e-7, reg 2.5e4, 1,500 steps of 200).",
+)
 NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Updates (tries for searches).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Step size of GD updates.")
 REG = flags.DEFINE_float("reg", None, "L2 strength: loss + reg * sum(W**2).")
 INIT_SCALE = flags.DEFINE_float("init_scale", None, "Start from init_scale * randn.")
-SEARCH_SCALE = flags.DEFINE_float("search_scale", None,
-                                  "Random search: tries are search_scale * randn.")
-STEP_SIZE = flags.DEFINE_float("step_size", None,
-                               "Random local search: proposals W + step_size * randn.")
-POPULATION = flags.DEFINE_integer("population", None,
-                                  "Random search: tries per matrix multiply.")
-OPTIMIZER = flags.DEFINE_enum("optimizer", None, list(optimizers.OPTIMIZERS),
-                              "optax optimizer (default sgd).")
-SCHEDULE = flags.DEFINE_enum("schedule", None, list(optimizers.SCHEDULES),
-                             "Learning-rate schedule (default constant).")
+SEARCH_SCALE = flags.DEFINE_float(
+    "search_scale", None, "Random search: tries are search_scale * randn."
+)
+STEP_SIZE = flags.DEFINE_float(
+    "step_size", None, "Random local search: proposals W + step_size * randn."
+)
+POPULATION = flags.DEFINE_integer(
+    "population", None, "Random search: tries per matrix multiply."
+)
+OPTIMIZER = flags.DEFINE_enum(
+    "optimizer", None, list(optimizers.OPTIMIZERS), "optax optimizer (default sgd)."
+)
+SCHEDULE = flags.DEFINE_enum(
+    "schedule",
+    None,
+    list(optimizers.SCHEDULES),
+    "Learning-rate schedule (default constant).",
+)
 DECAY_RATE = flags.DEFINE_float("decay_rate", None, "Schedule's decay per decay_steps.")
 DECAY_STEPS = flags.DEFINE_integer("decay_steps", None, "Steps per decay.")
 MOMENTUM = flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
-SAMPLING = flags.DEFINE_enum("sampling", None, ["replacement", "epoch"],
-                             "Mini-batches drawn with replacement or per-epoch shuffles.")
-NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use only this many train examples.")
-CHUNK_SIZE = flags.DEFINE_integer("chunk_size", None,
-                                  "Steps per compiled chunk (progress granularity).")
+SAMPLING = flags.DEFINE_enum(
+    "sampling",
+    None,
+    ["replacement", "epoch"],
+    "Mini-batches drawn with replacement or per-epoch shuffles.",
+)
+NUM_TRAIN = flags.DEFINE_integer(
+    "num_train", None, "Use only this many train examples."
+)
+CHUNK_SIZE = flags.DEFINE_integer(
+    "chunk_size", None, "Steps per compiled chunk (progress granularity)."
+)
 CHECKPOINT_EVERY = flags.DEFINE_integer(
-    "checkpoint_every", None, "Save the whole run state every this many steps.")
-RESUME = flags.DEFINE_bool("resume", False,
-                           "Continue from the checkpoint in --workdir.")
+    "checkpoint_every", None, "Save the whole run state every this many steps."
+)
+RESUME = flags.DEFINE_bool(
+    "resume", False, "Continue from the checkpoint in --workdir."
+)
 
 _HPARAM_FLAGS = {
-    "num_steps": NUM_STEPS, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
-    "reg": REG, "init_scale": INIT_SCALE, "search_scale": SEARCH_SCALE,
-    "step_size": STEP_SIZE, "population": POPULATION, "optimizer": OPTIMIZER,
-    "schedule": SCHEDULE, "decay_rate": DECAY_RATE, "decay_steps": DECAY_STEPS,
-    "momentum": MOMENTUM, "sampling": SAMPLING, "chunk_size": CHUNK_SIZE,
+    "num_steps": NUM_STEPS,
+    "batch_size": BATCH_SIZE,
+    "learning_rate": LEARNING_RATE,
+    "reg": REG,
+    "init_scale": INIT_SCALE,
+    "search_scale": SEARCH_SCALE,
+    "step_size": STEP_SIZE,
+    "population": POPULATION,
+    "optimizer": OPTIMIZER,
+    "schedule": SCHEDULE,
+    "decay_rate": DECAY_RATE,
+    "decay_steps": DECAY_STEPS,
+    "momentum": MOMENTUM,
+    "sampling": SAMPLING,
+    "chunk_size": CHUNK_SIZE,
 }
 
 
@@ -74,16 +108,26 @@ def validate_flags() -> None:
         value = _HPARAM_FLAGS[name].value
         require(value is None or value > 0, f"--{name} must be > 0, got {value}")
     require(REG.value is None or REG.value >= 0, f"--reg must be >= 0, got {REG.value}")
-    require(DECAY_RATE.value is None or DECAY_RATE.value > 0,
-            f"--decay_rate must be > 0, got {DECAY_RATE.value}")
-    require(MOMENTUM.value is None or 0 <= MOMENTUM.value < 1,
-            f"--momentum must be in [0, 1), got {MOMENTUM.value}")
-    require(NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
-            f"--num_train must be >= 1, got {NUM_TRAIN.value}")
-    require(CHECKPOINT_EVERY.value is None or CHECKPOINT_EVERY.value >= 1,
-            f"--checkpoint_every must be >= 1, got {CHECKPOINT_EVERY.value}")
-    require(not RESUME.value or common.WORKDIR.value,
-            "--resume needs the --workdir of the run to continue")
+    require(
+        DECAY_RATE.value is None or DECAY_RATE.value > 0,
+        f"--decay_rate must be > 0, got {DECAY_RATE.value}",
+    )
+    require(
+        MOMENTUM.value is None or 0 <= MOMENTUM.value < 1,
+        f"--momentum must be in [0, 1), got {MOMENTUM.value}",
+    )
+    require(
+        NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
+        f"--num_train must be >= 1, got {NUM_TRAIN.value}",
+    )
+    require(
+        CHECKPOINT_EVERY.value is None or CHECKPOINT_EVERY.value >= 1,
+        f"--checkpoint_every must be >= 1, got {CHECKPOINT_EVERY.value}",
+    )
+    require(
+        not RESUME.value or common.WORKDIR.value,
+        "--resume needs the --workdir of the run to continue",
+    )
 
 
 def make_config(strategy: str) -> training.TrainConfig:
@@ -92,15 +136,19 @@ def make_config(strategy: str) -> training.TrainConfig:
     values.update({k: f.value for k, f in _HPARAM_FLAGS.items() if f.value is not None})
     if CHECKPOINT_EVERY.value and CHUNK_SIZE.value is None:
         values["chunk_size"] = CHECKPOINT_EVERY.value  # a checkpoint per chunk
-    return training.TrainConfig(strategy=strategy, loss=LOSS.value,
-                                seed=common.SEED.value, **values)
+    return training.TrainConfig(
+        strategy=strategy, loss=LOSS.value, seed=common.SEED.value, **values
+    )
 
 
 def check_config(config: training.TrainConfig, ds: data.Dataset) -> None:
     n = len(ds.y_train)
     if config.strategy == "minibatch" and config.sampling == "epoch":
-        common.require(config.batch_size <= n, f"--batch_size={config.batch_size} "
-                       f"exceeds the {n} training examples; lower it")
+        common.require(
+            config.batch_size <= n,
+            f"--batch_size={config.batch_size} "
+            f"exceeds the {n} training examples; lower it",
+        )
 
 
 def checkpointing(config, workdir):
@@ -115,15 +163,18 @@ def checkpointing(config, workdir):
 
     restore = None
     if RESUME.value:
-        common.require(path.exists(), f"--resume: no {path}; run with "
-                       "--checkpoint_every first, or drop --resume")
+        common.require(
+            path.exists(),
+            f"--resume: no {path}; run with --checkpoint_every first, or drop --resume",
+        )
 
         # A resumed run may be extended (num_steps); nothing else may change.
         saved = checkpoint.read_meta(path)["config"]
-        common.require({k: v for k, v in saved.items() if k != "num_steps"}
-                       == {k: v for k, v in meta["config"].items() if k != "num_steps"},
-                       f"--resume: {path} was saved with other flags; "
-                       "resume with the same flags")
+        common.require(
+            {k: v for k, v in saved.items() if k != "num_steps"}
+            == {k: v for k, v in meta["config"].items() if k != "num_steps"},
+            f"--resume: {path} was saved with other flags; resume with the same flags",
+        )
 
         def restore(fresh_state, key):
             state, history, _ = checkpoint.load(path, fresh_state, key)
@@ -141,23 +192,34 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
             if save is not None:
                 save(p)
 
-        result = training.train(config, ds, on_chunk=stop.wrap(on_chunk),
-                                restore=restore)
+        result = training.train(
+            config, ds, on_chunk=stop.wrap(on_chunk), restore=restore
+        )
     summary = training.summarize(config, result, ds)
     summary["config"] = dataclasses.asdict(config)
     columns = {"step": range(1, len(result.losses) + 1), "loss": result.losses}
     runs.write_csv(workdir / "metrics.csv", columns)
     runs.save_array(workdir / "params.npy", result.params)
-    plots.loss_curve(workdir / "loss_curve.png", result.losses,
-                     title=f"{config.strategy}, {config.loss} on {common.DATASET.value}",
-                     smooth=50 if config.strategy in ("minibatch", "sgd") else 0)
-    plots.class_templates(workdir / "templates.png", result.params, ds.image_shape,
-                          ds.class_names, title=f"{config.strategy} weights")
+    plots.loss_curve(
+        workdir / "loss_curve.png",
+        result.losses,
+        title=f"{config.strategy}, {config.loss} on {common.DATASET.value}",
+        smooth=50 if config.strategy in ("minibatch", "sgd") else 0,
+    )
+    plots.class_templates(
+        workdir / "templates.png",
+        result.params,
+        ds.image_shape,
+        ds.class_names,
+        title=f"{config.strategy} weights",
+    )
     runs.write_json(workdir / "summary.json", summary)
     if result.status == "diverged":
-        print(f"warning: {config.strategy} diverged (a non-finite loss) at step "
-              f"{result.num_steps + 1}; kept the last finite weights. Lower the "
-              "learning rate or step size.")
+        print(
+            f"warning: {config.strategy} diverged (a non-finite loss) at step "
+            f"{result.num_steps + 1}; kept the last finite weights. Lower the "
+            "learning rate or step size."
+        )
     return {**summary, "losses": result.losses}
 
 
@@ -169,7 +231,9 @@ def main(argv):
     names = strategies.STRATEGIES if STRATEGY.value == "all" else (STRATEGY.value,)
     configs = {name: make_config(name) for name in names}
     if STRATEGY.value == "all" and NUM_STEPS.value is None:
-        configs = {n: dataclasses.replace(c, num_steps=1000) for n, c in configs.items()}
+        configs = {
+            n: dataclasses.replace(c, num_steps=1000) for n, c in configs.items()
+        }
     for config in configs.values():
         check_config(config, ds)
     workdir = common.start_run("train")
@@ -188,9 +252,11 @@ def main(argv):
 
         compare.write(workdir, results, common.DATASET.value)
     for name, s in results.items():
-        print(f"{name:>20}: {s['status']}, train loss {s['train_loss']:.4f}, "
-              f"val acc {s['val_accuracy']:.3f}, test acc {s['test_accuracy']:.3f}, "
-              f"{s['num_loss_evals']} loss evals, {s['wall_time_s']:.1f} s")
+        print(
+            f"{name:>20}: {s['status']}, train loss {s['train_loss']:.4f}, "
+            f"val acc {s['val_accuracy']:.3f}, test acc {s['test_accuracy']:.3f}, "
+            f"{s['num_loss_evals']} loss evals, {s['wall_time_s']:.1f} s"
+        )
     print(f"outputs in {workdir}")
     if stop.requested:
         sys.exit(128 + stop.signal_number)  # the shell's convention

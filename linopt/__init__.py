@@ -9,8 +9,20 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "losses", "gradcheck", "strategies", "landscape", "optimizers",
-               "training", "sweep", "plots", "runs", "errors", "cifar10")
+_SUBMODULES = (
+    "data",
+    "losses",
+    "gradcheck",
+    "strategies",
+    "landscape",
+    "optimizers",
+    "training",
+    "sweep",
+    "plots",
+    "runs",
+    "errors",
+    "cifar10",
+)
 
 
 def __getattr__(name):  # lazy, so `import linopt` stays fast and light

@@ -20,8 +20,9 @@ from linopt.runs import atomic_write_bytes
 
 def save(path, state, key, history: dict, meta: dict) -> None:
     """Write ``state``'s leaves, ``key``'s data, per-step metrics and ``meta``."""
-    arrays = {f"leaf_{i}": np.asarray(leaf)
-              for i, leaf in enumerate(jax.tree.leaves(state))}
+    arrays = {
+        f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(state))
+    }
     arrays["key"] = np.asarray(jax.random.key_data(key))
     arrays.update({f"metric_{k}": np.asarray(v) for k, v in history.items()})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -36,8 +37,9 @@ def read_meta(path) -> dict:
         with np.load(path, allow_pickle=False) as f:
             return json.loads(f["meta"].tobytes().decode())
     except (OSError, ValueError, KeyError) as e:
-        raise LinoptError(f"{path}: not a readable checkpoint ({e}); "
-                          "start without --resume") from None
+        raise LinoptError(
+            f"{path}: not a readable checkpoint ({e}); start without --resume"
+        ) from None
 
 
 def load(path, template_state, key):
@@ -50,19 +52,30 @@ def load(path, template_state, key):
         with np.load(path, allow_pickle=False) as f:
             files = dict(f)
     except (OSError, ValueError) as e:
-        raise LinoptError(f"{path}: not a readable checkpoint ({e}); "
-                          "start without --resume") from None
+        raise LinoptError(
+            f"{path}: not a readable checkpoint ({e}); start without --resume"
+        ) from None
     template, treedef = jax.tree.flatten(template_state)
     leaves = [files.get(f"leaf_{i}") for i in range(len(template))]
-    if any(a is None or a.shape != np.shape(t) for a, t in zip(leaves, template)):
-        raise LinoptError(f"{path}: the checkpoint does not match this run's "
-                          "strategy and data; resume with the same flags")
+    if any(
+        a is None or a.shape != np.shape(t)
+        for a, t in zip(leaves, template, strict=True)
+    ):
+        raise LinoptError(
+            f"{path}: the checkpoint does not match this run's "
+            "strategy and data; resume with the same flags"
+        )
     if not np.array_equal(files["key"], np.asarray(jax.random.key_data(key))):
         raise LinoptError(f"{path}: saved with another --seed; resume with the same")
     state = jax.tree.unflatten(
-        treedef, [jnp.asarray(a, dtype=jnp.asarray(t).dtype)
-                  for a, t in zip(leaves, template)])
-    history = {k[len("metric_"):]: v for k, v in files.items()
-               if k.startswith("metric_")}
+        treedef,
+        [
+            jnp.asarray(a, dtype=jnp.asarray(t).dtype)
+            for a, t in zip(leaves, template, strict=True)
+        ],
+    )
+    history = {
+        k[len("metric_") :]: v for k, v in files.items() if k.startswith("metric_")
+    }
     meta = json.loads(files["meta"].tobytes().decode())
     return state, history, meta

@@ -67,15 +67,24 @@ def _build(x_train, y_train, x_val, y_val, x_test, y_test, names, shape, dtype):
     def labels(y):
         return np.asarray(y, dtype=np.int32)
 
-    return Dataset(X_train, labels(y_train), X_val, labels(y_val), X_test,
-                   labels(y_test), tuple(names), tuple(shape), mean)
+    return Dataset(
+        X_train,
+        labels(y_train),
+        X_val,
+        labels(y_val),
+        X_test,
+        labels(y_test),
+        tuple(names),
+        tuple(shape),
+        mean,
+    )
 
 
 def split_indices(n: int, fractions: tuple[float, float], seed: int):
     """Seeded shuffle of ``range(n)`` into train / validation / test indices."""
     order = np.random.default_rng(seed).permutation(n)
     n_val, n_test = (round(f * n) for f in fractions)
-    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
 def load_digits(*, seed: int = 0, dtype=np.float32) -> Dataset:
@@ -89,15 +98,28 @@ def load_digits(*, seed: int = 0, dtype=np.float32) -> Dataset:
     return _build(x[tr], y[tr], x[va], y[va], x[te], y[te], names, (8, 8), dtype)
 
 
-def make_synthetic(num_train: int = 1000, num_val: int = 200, num_test: int = 200,
-                   dim: int = 32, num_classes: int = 10, *, seed: int = 0,
-                   separation: float = 1.0, dtype=np.float32) -> Dataset:
+def make_synthetic(
+    num_train: int = 1000,
+    num_val: int = 200,
+    num_test: int = 200,
+    dim: int = 32,
+    num_classes: int = 10,
+    *,
+    seed: int = 0,
+    separation: float = 1.0,
+    dtype=np.float32,
+) -> Dataset:
     """Gaussian clusters: class means ``separation * randn(C, dim)``, unit noise."""
-    for name, value in (("num_train", num_train), ("dim", dim),
-                        ("num_classes", num_classes)):
+    for name, value in (
+        ("num_train", num_train),
+        ("dim", dim),
+        ("num_classes", num_classes),
+    ):
         if value < 1 or (name == "num_classes" and value < 2):
-            raise LinoptError(f"synthetic data needs {name} >= "
-                              f"{2 if name == 'num_classes' else 1}, got {value}")
+            raise LinoptError(
+                f"synthetic data needs {name} >= "
+                f"{2 if name == 'num_classes' else 1}, got {value}"
+            )
     rng = np.random.default_rng(seed)
     means = separation * rng.standard_normal((num_classes, dim))
 
@@ -110,25 +132,46 @@ def make_synthetic(num_train: int = 1000, num_val: int = 200, num_test: int = 20
     return _build(*splits[0], *splits[1], *splits[2], names, (dim,), dtype)
 
 
-def load_cifar10(data_dir=None, *, download: bool = True, progress: bool = False,
-                 dtype=np.float32) -> Dataset:
+def load_cifar10(
+    data_dir=None, *, download: bool = True, progress: bool = False, dtype=np.float32
+) -> Dataset:
     """CIFAR-10: 49,000 train, the last 1,000 training images as validation,
     the 10,000 test images; rows keep the file's pixel order (R, G, B planes)."""
     from linopt import cifar10
 
     x_train, y_train, x_test, y_test, names = cifar10.load_raw(
-        data_dir, download=download, progress=progress)
+        data_dir, download=download, progress=progress
+    )
     cut = len(y_train) - CIFAR10_VALIDATION
     if cut < 1:
-        raise DataError(f"CIFAR-10 has {len(y_train)} training images; need more than "
-                        f"{CIFAR10_VALIDATION} (the last {CIFAR10_VALIDATION} are the "
-                        "validation split)")
-    return _build(x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:],
-                  x_test, y_test, names, (3, 32, 32), dtype)
+        raise DataError(
+            f"CIFAR-10 has {len(y_train)} training images; need more than "
+            f"{CIFAR10_VALIDATION} (the last {CIFAR10_VALIDATION} are the "
+            "validation split)"
+        )
+    return _build(
+        x_train[:cut],
+        y_train[:cut],
+        x_train[cut:],
+        y_train[cut:],
+        x_test,
+        y_test,
+        names,
+        (3, 32, 32),
+        dtype,
+    )
 
 
-def load(name: str, *, data_dir=None, seed: int = 0, download: bool = True,
-         progress: bool = False, dtype=np.float32, **synthetic_kwargs) -> Dataset:
+def load(
+    name: str,
+    *,
+    data_dir=None,
+    seed: int = 0,
+    download: bool = True,
+    progress: bool = False,
+    dtype=np.float32,
+    **synthetic_kwargs,
+) -> Dataset:
     """Load data set ``name`` (one of :data:`DATASETS`), preprocessed.
 
     Args:
@@ -143,8 +186,7 @@ def load(name: str, *, data_dir=None, seed: int = 0, download: bool = True,
     if name == "digits":
         return load_digits(seed=seed, dtype=dtype)
     if name == "cifar10":
-        return load_cifar10(data_dir, download=download, progress=progress,
-                            dtype=dtype)
+        return load_cifar10(data_dir, download=download, progress=progress, dtype=dtype)
     if name == "synthetic":
         return make_synthetic(seed=seed, dtype=dtype, **synthetic_kwargs)
     raise LinoptError(f"unknown data set {name!r}; choose one of {list(DATASETS)}")

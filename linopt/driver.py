@@ -57,8 +57,11 @@ class Progress(NamedTuple):
 
 
 def _tree_all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
     return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
 
 
@@ -68,12 +71,18 @@ def run_chunk(strategy, state, key, data, stop, *, length: int):
     ``stop`` (traced) are skipped. Returns ``(state, diverged, metrics)`` with
     metrics of shape ``(length, ...)`` and a boolean ``"recorded"`` mask."""
     metric_shapes = jax.eval_shape(
-        lambda: strategy.step(state, jax.random.key(0), data)[1])
+        lambda: strategy.step(state, jax.random.key(0), data)[1]
+    )
 
     def skip(state):
-        nan = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, jnp.float32)
-                           if jnp.issubdtype(s.dtype, jnp.floating)
-                           else jnp.zeros(s.shape, s.dtype), metric_shapes)
+        nan = jax.tree.map(
+            lambda s: (
+                jnp.full(s.shape, jnp.nan, jnp.float32)
+                if jnp.issubdtype(s.dtype, jnp.floating)
+                else jnp.zeros(s.shape, s.dtype)
+            ),
+            metric_shapes,
+        )
         return state, jnp.bool_(False), nan, jnp.bool_(False)
 
     def take(state):
@@ -89,14 +98,22 @@ def run_chunk(strategy, state, key, data, stop, *, length: int):
         return (state, diverged | now_diverged), {**metrics, "recorded": recorded}
 
     (state, diverged), metrics = jax.lax.scan(
-        body, (state, jnp.bool_(False)), length=length)
+        body, (state, jnp.bool_(False)), length=length
+    )
     return state, diverged, metrics
 
 
-def run(strategy, state, key, data: Data, *, num_steps: int,
-        chunk_size: int | None = None,
-        on_chunk: Callable[[Progress], bool | None] | None = None,
-        history: dict | None = None) -> Result:
+def run(
+    strategy,
+    state,
+    key,
+    data: Data,
+    *,
+    num_steps: int,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[Progress], bool | None] | None = None,
+    history: dict | None = None,
+) -> Result:
     """Run ``strategy`` from ``state`` until ``state.step == num_steps``.
 
     Args:
@@ -121,8 +138,9 @@ def run(strategy, state, key, data: Data, *, num_steps: int,
     first_chunk_s = 0.0
     step = int(state.step)
     while step < num_steps:
-        state, diverged, metrics = run_chunk(strategy, state, key, data, stop,
-                                             length=chunk_size)
+        state, diverged, metrics = run_chunk(
+            strategy, state, key, data, stop, length=chunk_size
+        )
         metrics = jax.device_get(metrics)  # the chunk's one host transfer
         if not first_chunk_s:
             first_chunk_s = time.perf_counter() - start
@@ -133,8 +151,11 @@ def run(strategy, state, key, data: Data, *, num_steps: int,
         so_far = {k: np.concatenate(v) for k, v in history.items()}
         keep_going = True
         if on_chunk is not None:
-            keep_going = on_chunk(Progress(state, key, step, num_steps, so_far,
-                                           time.perf_counter() - start))
+            keep_going = on_chunk(
+                Progress(
+                    state, key, step, num_steps, so_far, time.perf_counter() - start
+                )
+            )
         if bool(diverged):
             status = "diverged"
             break

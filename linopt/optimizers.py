@@ -56,13 +56,22 @@ def direction(name: str, *, momentum=0.9) -> optax.GradientTransformation:
     raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
 
 
-def make(name: str = "sgd", learning_rate=1e-3, *, schedule_name: str = "constant",
-         decay_rate=1.0, decay_steps: int = 1, momentum=0.9):
+def make(
+    name: str = "sgd",
+    learning_rate=1e-3,
+    *,
+    schedule_name: str = "constant",
+    decay_rate=1.0,
+    decay_steps: int = 1,
+    momentum=0.9,
+):
     """``optax`` transformation ``name`` scaled by ``-schedule(count)``.
 
     With the defaults it is plain gradient descent ``W -= lr * grad``.
     """
-    lr = schedule(schedule_name, learning_rate, decay_rate=decay_rate,
-                  decay_steps=decay_steps)
-    return optax.chain(direction(name, momentum=momentum),
-                       optax.scale_by_learning_rate(lr))
+    lr = schedule(
+        schedule_name, learning_rate, decay_rate=decay_rate, decay_steps=decay_steps
+    )
+    return optax.chain(
+        direction(name, momentum=momentum), optax.scale_by_learning_rate(lr)
+    )

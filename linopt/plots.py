@@ -26,9 +26,17 @@ def _save(fig, path):
     return path
 
 
-def line_plot(path, curves: Mapping[str, tuple[Sequence, Sequence]], *, xlabel: str,
-              ylabel: str, title: str = "", logx: bool = False, logy: bool = False,
-              marker: str | None = None):
+def line_plot(
+    path,
+    curves: Mapping[str, tuple[Sequence, Sequence]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+    marker: str | None = None,
+):
     """One line per ``name -> (x, y)``."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, (x, y) in curves.items():
@@ -51,16 +59,28 @@ def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
     curves = {"loss": (steps, losses)}
     if smooth > 1 and len(losses) > smooth:
         avg = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
-        curves[f"mean of {smooth}"] = (steps[smooth - 1:], avg)
+        curves[f"mean of {smooth}"] = (steps[smooth - 1 :], avg)
     finite = losses[np.isfinite(losses)]
     # A log axis once the loss spans decades, so the late steps stay visible.
     logy = finite.size > 0 and finite.min() > 0 and finite.max() > 20 * finite.min()
-    return line_plot(path, curves, xlabel="step", ylabel="loss", title=title,
-                     logy=bool(logy))
+    return line_plot(
+        path, curves, xlabel="step", ylabel="loss", title=title, logy=bool(logy)
+    )
 
 
-def heatmap(path, values, *, x, y, xlabel: str, ylabel: str, title: str = "",
-            colorbar_label: str = "", annotate: bool = False, fmt: str = "{:.3f}"):
+def heatmap(
+    path,
+    values,
+    *,
+    x,
+    y,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    colorbar_label: str = "",
+    annotate: bool = False,
+    fmt: str = "{:.3f}",
+):
     """``values[i, j]`` at ``(x[j], y[i])``; blue is low and red is high."""
     values = np.asarray(values, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
@@ -71,19 +91,20 @@ def heatmap(path, values, *, x, y, xlabel: str, ylabel: str, title: str = "",
         ax.set_yticks(range(len(y)), [f"{v:g}" for v in y])
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
-                        fontsize=8)
+                ax.text(
+                    j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8
+                )
     else:
         extent = (float(x[0]), float(x[-1]), float(y[0]), float(y[-1]))
-        im = ax.imshow(values, cmap="jet", origin="lower", aspect="auto",
-                       extent=extent)
+        im = ax.imshow(values, cmap="jet", origin="lower", aspect="auto", extent=extent)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     return _save(fig, path)
 
 
-def histogram(path, values, *, xlabel: str, title: str = "", log_x: bool = True,
-              bins: int = 60):
+def histogram(
+    path, values, *, xlabel: str, title: str = "", log_x: bool = True, bins: int = 60
+):
     """Histogram of positive values, on log-spaced bins when ``log_x``."""
     values = np.asarray(values, dtype=np.float64).ravel()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -110,8 +131,9 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     n = W.shape[0]
     cols = min(n, 10)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for c in range(n):

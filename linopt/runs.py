@@ -85,7 +85,7 @@ def read_json(path):
 def write_csv(path, columns: Mapping[str, Sequence]) -> None:
     """Write equal-length columns as a CSV with a header row."""
     names = list(columns)
-    rows = zip(*(np.asarray(columns[n]).tolist() for n in names))
+    rows = zip(*(np.asarray(columns[n]).tolist() for n in names), strict=True)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(names)
@@ -122,5 +122,7 @@ def environment() -> dict:
 
 def write_config(workdir, flags: Mapping, seed: int) -> None:
     """``config.json``: every flag value, the seed, and :func:`environment`."""
-    write_json(Path(workdir) / "config.json",
-               {"flags": dict(flags), "seed": seed, "environment": environment()})
+    write_json(
+        Path(workdir) / "config.json",
+        {"flags": dict(flags), "seed": seed, "environment": environment()},
+    )

@@ -57,7 +57,8 @@ class RandomSearch:
     def step(self, state, key, data):
         C, D = state.params.shape
         tries = state.hparams["scale"] * jax.random.normal(
-            key, (self.population, C, D), state.params.dtype)
+            key, (self.population, C, D), state.params.dtype
+        )
         s = (data.X @ tries.reshape(-1, D).T).reshape(-1, self.population, C)
         per_example = losses.PER_EXAMPLE[self.loss](s, data.y[:, None])
         l2 = state.hparams["reg"] * jnp.sum(tries * tries, axis=(1, 2))
@@ -70,8 +71,11 @@ class RandomSearch:
         return new, {"loss": try_losses, "best_loss": best_loss}
 
     def evaluations(self, num_examples: int) -> dict:
-        return {"loss_evals": self.population, "grad_evals": 0,
-                "examples": self.population * num_examples}
+        return {
+            "loss_evals": self.population,
+            "grad_evals": 0,
+            "examples": self.population * num_examples,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,18 +96,20 @@ class RandomLocalSearch:
         reg = state.hparams["reg"]
         # The first step also evaluates the starting point (aux is inf then);
         # afterwards aux holds the current loss, so each step costs one loss.
-        current = jax.lax.cond(jnp.isinf(state.aux),
-                               lambda: loss_fn(state.params, data.X, data.y, reg),
-                               lambda: state.aux)
+        current = jax.lax.cond(
+            jnp.isinf(state.aux),
+            lambda: loss_fn(state.params, data.X, data.y, reg),
+            lambda: state.aux,
+        )
         proposal = state.params + state.hparams["step_size"] * jax.random.normal(
-            key, state.params.shape, state.params.dtype)
+            key, state.params.shape, state.params.dtype
+        )
         proposal_loss = loss_fn(proposal, data.X, data.y, reg)
         accept = proposal_loss < current
         params = jnp.where(accept, proposal, state.params)
         loss = jnp.where(accept, proposal_loss, current)
         new = State(params, state.step + 1, state.hparams, loss)
-        return new, {"loss": loss, "proposal_loss": proposal_loss,
-                     "accepted": accept}
+        return new, {"loss": loss, "proposal_loss": proposal_loss, "accepted": accept}
 
     def evaluations(self, num_examples: int) -> dict:
         return {"loss_evals": 1, "grad_evals": 0, "examples": num_examples}
@@ -127,21 +133,31 @@ class GradientDescent:
     decay_steps: int = 1
 
     def _optimizer(self, hparams):
-        return optimizers.make(self.optimizer, hparams["learning_rate"],
-                               schedule_name=self.schedule,
-                               decay_rate=hparams["decay_rate"],
-                               decay_steps=self.decay_steps,
-                               momentum=hparams["momentum"])
+        return optimizers.make(
+            self.optimizer,
+            hparams["learning_rate"],
+            schedule_name=self.schedule,
+            decay_rate=hparams["decay_rate"],
+            decay_steps=self.decay_steps,
+            momentum=hparams["momentum"],
+        )
 
     def init(self, params, hparams, data):
-        hparams = {"decay_rate": jnp.float32(1.0), "momentum": jnp.float32(0.9),
-                   **hparams}
+        hparams = {
+            "decay_rate": jnp.float32(1.0),
+            "momentum": jnp.float32(0.9),
+            **hparams,
+        }
         opt_state = self._optimizer(hparams).init(params)
         # "epoch" sampling keeps the epoch's shuffled order in the state (so a
         # resumed run continues the same epoch); the other modes need none.
         n = data.y.shape[0] if self.sampling == "epoch" and self.batch_size else 0
-        return State(params, jnp.int32(0), hparams,
-                     {"opt": opt_state, "order": jnp.zeros((n,), jnp.int32)})
+        return State(
+            params,
+            jnp.int32(0),
+            hparams,
+            {"opt": opt_state, "order": jnp.zeros((n,), jnp.int32)},
+        )
 
     def _batch(self, state, key, data):
         order = state.aux["order"]
@@ -153,22 +169,28 @@ class GradientDescent:
         per_epoch = data.y.shape[0] // self.batch_size
         position = state.step % per_epoch
         # The step key at an epoch's first step draws that epoch's order.
-        order = jax.lax.cond(position == 0,
-                             lambda: jax.random.permutation(key, data.y.shape[0]).astype(jnp.int32),
-                             lambda: order)
-        idx = jax.lax.dynamic_slice(order, (position * self.batch_size,),
-                                    (self.batch_size,))
+        order = jax.lax.cond(
+            position == 0,
+            lambda: jax.random.permutation(key, data.y.shape[0]).astype(jnp.int32),
+            lambda: order,
+        )
+        idx = jax.lax.dynamic_slice(
+            order, (position * self.batch_size,), (self.batch_size,)
+        )
         return data.X[idx], data.y[idx], order
 
     def step(self, state, key, data):
         X, y, order = self._batch(state, key, data)
         loss, grad = jax.value_and_grad(losses.LOSSES[self.loss])(
-            state.params, X, y, state.hparams["reg"])
+            state.params, X, y, state.hparams["reg"]
+        )
         updates, opt_state = self._optimizer(state.hparams).update(
-            grad, state.aux["opt"], state.params)
+            grad, state.aux["opt"], state.params
+        )
         params = optax.apply_updates(state.params, updates)
-        new = State(params, state.step + 1, state.hparams,
-                    {"opt": opt_state, "order": order})
+        new = State(
+            params, state.step + 1, state.hparams, {"opt": opt_state, "order": order}
+        )
         return new, {"loss": loss}
 
     def evaluations(self, num_examples: int) -> dict:
@@ -176,8 +198,13 @@ class GradientDescent:
         return {"loss_evals": 1, "grad_evals": 1, "examples": n}
 
 
-STRATEGIES = ("random_search", "random_local_search", "gradient_descent",
-              "minibatch", "sgd")
+STRATEGIES = (
+    "random_search",
+    "random_local_search",
+    "gradient_descent",
+    "minibatch",
+    "sgd",
+)
 
 
 def init_params(key, num_classes: int, dim: int, scale=1e-3) -> jax.Array:
@@ -189,8 +216,19 @@ def _data(X, y) -> Data:
     return Data(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.int32))
 
 
-def _start(strategy, X, y, key, params, *, num_classes, init_scale, hparams,
-           num_steps, run_kwargs) -> Result:
+def _start(
+    strategy,
+    X,
+    y,
+    key,
+    params,
+    *,
+    num_classes,
+    init_scale,
+    hparams,
+    num_steps,
+    run_kwargs,
+) -> Result:
     data = _data(X, y)
     init_key, run_key = jax.random.split(key)
     if params is None:
@@ -204,43 +242,96 @@ def _start(strategy, X, y, key, params, *, num_classes, init_scale, hparams,
     return run(strategy, state, run_key, data, num_steps=num_steps, **run_kwargs)
 
 
-def random_search(X, y, *, key, num_tries: int = 1000, scale=1e-4, reg=0.0,
-                  loss: str = "svm", population: int = 100,
-                  num_classes: int | None = None, **run_kwargs) -> Result:
+def random_search(
+    X,
+    y,
+    *,
+    key,
+    num_tries: int = 1000,
+    scale=1e-4,
+    reg=0.0,
+    loss: str = "svm",
+    population: int = 100,
+    num_classes: int | None = None,
+    **run_kwargs,
+) -> Result:
     """The lecture's random search: ``num_tries`` draws of ``scale * randn``.
 
     Tries are evaluated ``population`` at a time (the largest divisor of
     ``num_tries`` not above it), one matrix multiply each. ``result.losses``
     has one loss per try, in order; ``result.params`` is the best try.
     """
-    population = max(p for p in range(1, min(population, num_tries) + 1)
-                     if num_tries % p == 0)
+    population = max(
+        p for p in range(1, min(population, num_tries) + 1) if num_tries % p == 0
+    )
     if num_classes is None:
         num_classes = int(np.max(np.asarray(y))) + 1
     params = jnp.zeros((num_classes, np.shape(X)[1]), jnp.float32)
-    return _start(RandomSearch(loss, population), X, y, key, params,
-                  num_classes=num_classes, init_scale=0.0,
-                  hparams={"scale": scale, "reg": reg},
-                  num_steps=num_tries // population, run_kwargs=run_kwargs)
+    return _start(
+        RandomSearch(loss, population),
+        X,
+        y,
+        key,
+        params,
+        num_classes=num_classes,
+        init_scale=0.0,
+        hparams={"scale": scale, "reg": reg},
+        num_steps=num_tries // population,
+        run_kwargs=run_kwargs,
+    )
 
 
-def random_local_search(X, y, *, key, num_steps: int = 1000, step_size=1e-4,
-                        init_scale=1e-3, reg=0.0, loss: str = "svm", params=None,
-                        num_classes: int | None = None, **run_kwargs) -> Result:
+def random_local_search(
+    X,
+    y,
+    *,
+    key,
+    num_steps: int = 1000,
+    step_size=1e-4,
+    init_scale=1e-3,
+    reg=0.0,
+    loss: str = "svm",
+    params=None,
+    num_classes: int | None = None,
+    **run_kwargs,
+) -> Result:
     """The lecture's random local search from ``init_scale * randn`` (or
     ``params``): ``num_steps`` proposals ``W + step_size * randn``."""
-    return _start(RandomLocalSearch(loss), X, y, key, params,
-                  num_classes=num_classes, init_scale=init_scale,
-                  hparams={"step_size": step_size, "reg": reg},
-                  num_steps=num_steps, run_kwargs=run_kwargs)
+    return _start(
+        RandomLocalSearch(loss),
+        X,
+        y,
+        key,
+        params,
+        num_classes=num_classes,
+        init_scale=init_scale,
+        hparams={"step_size": step_size, "reg": reg},
+        num_steps=num_steps,
+        run_kwargs=run_kwargs,
+    )
 
 
-def minibatch(X, y, *, key, num_steps: int = 1500, batch_size: int | None = 200,
-              learning_rate=1e-7, reg=2.5e4, loss: str = "svm",
-              sampling: str = "replacement", optimizer: str = "sgd",
-              schedule: str = "constant", decay_rate=1.0, decay_steps: int = 1,
-              momentum=0.9, init_scale=1e-3, params=None,
-              num_classes: int | None = None, **run_kwargs) -> Result:
+def minibatch(
+    X,
+    y,
+    *,
+    key,
+    num_steps: int = 1500,
+    batch_size: int | None = 200,
+    learning_rate=1e-7,
+    reg=2.5e4,
+    loss: str = "svm",
+    sampling: str = "replacement",
+    optimizer: str = "sgd",
+    schedule: str = "constant",
+    decay_rate=1.0,
+    decay_steps: int = 1,
+    momentum=0.9,
+    init_scale=1e-3,
+    params=None,
+    num_classes: int | None = None,
+    **run_kwargs,
+) -> Result:
     """Mini-batch gradient descent; the defaults are the assignment's SVM run.
 
     Args:
@@ -256,15 +347,31 @@ def minibatch(X, y, *, key, num_steps: int = 1500, batch_size: int | None = 200,
     if sampling not in ("replacement", "epoch"):
         raise ValueError(f"sampling must be 'replacement' or 'epoch', got {sampling!r}")
     if sampling == "epoch" and batch_size is not None and batch_size > np.shape(X)[0]:
-        raise ValueError(f"an epoch of {np.shape(X)[0]} examples cannot fill a batch "
-                         f"of {batch_size}; lower batch_size or sample with replacement")
-    strategy = GradientDescent(loss, batch_size, sampling, optimizer, schedule,
-                               decay_steps)
-    hparams = {"learning_rate": learning_rate, "reg": reg, "decay_rate": decay_rate,
-               "momentum": momentum}
-    return _start(strategy, X, y, key, params, num_classes=num_classes,
-                  init_scale=init_scale, hparams=hparams, num_steps=num_steps,
-                  run_kwargs=run_kwargs)
+        raise ValueError(
+            f"an epoch of {np.shape(X)[0]} examples cannot fill a batch "
+            f"of {batch_size}; lower batch_size or sample with replacement"
+        )
+    strategy = GradientDescent(
+        loss, batch_size, sampling, optimizer, schedule, decay_steps
+    )
+    hparams = {
+        "learning_rate": learning_rate,
+        "reg": reg,
+        "decay_rate": decay_rate,
+        "momentum": momentum,
+    }
+    return _start(
+        strategy,
+        X,
+        y,
+        key,
+        params,
+        num_classes=num_classes,
+        init_scale=init_scale,
+        hparams=hparams,
+        num_steps=num_steps,
+        run_kwargs=run_kwargs,
+    )
 
 
 def gradient_descent(X, y, *, key, num_steps: int = 100, **kwargs) -> Result:

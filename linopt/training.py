@@ -42,8 +42,13 @@ class TrainConfig:
 
 PRESETS = ("linopt", "assignment")
 # The CS231n assignment's mini-batch run, exactly (``--preset=assignment``).
-ASSIGNMENT = {"learning_rate": 1e-7, "reg": 2.5e4, "num_steps": 1500,
-              "batch_size": 200, "schedule": "constant"}
+ASSIGNMENT = {
+    "learning_rate": 1e-7,
+    "reg": 2.5e4,
+    "num_steps": 1500,
+    "batch_size": 200,
+    "schedule": "constant",
+}
 # linopt's CIFAR-10 default: the same 1,500 plain-SGD steps of batch 200, with a
 # larger learning rate decayed 20x over the run and less reg. On the lossy
 # CIFAR-10 copy: test accuracy 0.385-0.390 (SVM) and 0.386-0.389 (softmax) over
@@ -54,10 +59,18 @@ _CIFAR10 = {
 }
 _DECAYED = {"schedule": "exponential", "decay_rate": 0.05}
 _SMALL = {  # digits and synthetic: features of order 1-10, not 0-255
-    "digits": {"learning_rate": 1e-3, "reg": 1e-3, "search_scale": 1e-2,
-               "step_size": 1e-3},
-    "synthetic": {"learning_rate": 1e-2, "reg": 1e-4, "search_scale": 1e-1,
-                  "step_size": 1e-2},
+    "digits": {
+        "learning_rate": 1e-3,
+        "reg": 1e-3,
+        "search_scale": 1e-2,
+        "step_size": 1e-3,
+    },
+    "synthetic": {
+        "learning_rate": 1e-2,
+        "reg": 1e-4,
+        "search_scale": 1e-1,
+        "step_size": 1e-2,
+    },
 }
 _STRATEGY = {
     # The lecture's searches use the loss without regularization.
@@ -79,8 +92,9 @@ def preset(dataset: str, loss: str, strategy: str, name: str = "linopt") -> dict
         raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
     values = dict(_SMALL.get(dataset, {}))
     if dataset == "cifar10":
-        values.update(ASSIGNMENT if name == "assignment"
-                      else {**_CIFAR10[loss], **_DECAYED})
+        values.update(
+            ASSIGNMENT if name == "assignment" else {**_CIFAR10[loss], **_DECAYED}
+        )
     values.update(_STRATEGY[strategy])
     if dataset == "cifar10" and strategy == "sgd":
         # One example's gradient is noisy: the assignment's small steps.
@@ -88,8 +102,9 @@ def preset(dataset: str, loss: str, strategy: str, name: str = "linopt") -> dict
     return values
 
 
-def train(config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None,
-          restore=None) -> Result:
+def train(
+    config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None, restore=None
+) -> Result:
     """Run ``config.strategy`` on the training split of ``ds``.
 
     ``on_chunk`` sees each chunk's :class:`linopt.driver.Progress`;
@@ -97,29 +112,61 @@ def train(config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None,
     """
     c = config
     key = jax.random.key(c.seed)
-    common = {"num_classes": ds.num_classes, "loss": c.loss, "reg": c.reg,
-              "chunk_size": c.chunk_size, "on_chunk": on_chunk, "restore": restore}
+    common = {
+        "num_classes": ds.num_classes,
+        "loss": c.loss,
+        "reg": c.reg,
+        "chunk_size": c.chunk_size,
+        "on_chunk": on_chunk,
+        "restore": restore,
+    }
     if c.strategy == "random_search":
         return strategies.random_search(
-            ds.X_train, ds.y_train, key=key, num_tries=c.num_steps,
-            scale=c.search_scale, population=c.population, **common)
+            ds.X_train,
+            ds.y_train,
+            key=key,
+            num_tries=c.num_steps,
+            scale=c.search_scale,
+            population=c.population,
+            **common,
+        )
     if c.strategy == "random_local_search":
         return strategies.random_local_search(
-            ds.X_train, ds.y_train, key=key, num_steps=c.num_steps,
-            step_size=c.step_size, init_scale=c.init_scale, params=params, **common)
+            ds.X_train,
+            ds.y_train,
+            key=key,
+            num_steps=c.num_steps,
+            step_size=c.step_size,
+            init_scale=c.init_scale,
+            params=params,
+            **common,
+        )
     if c.strategy not in ("gradient_descent", "minibatch", "sgd"):
-        raise ValueError(f"unknown strategy {c.strategy!r}; choose one of "
-                         f"{strategies.STRATEGIES}")
+        raise ValueError(
+            f"unknown strategy {c.strategy!r}; choose one of {strategies.STRATEGIES}"
+        )
     batch_size = {"gradient_descent": None, "sgd": 1}.get(c.strategy, c.batch_size)
     decay_steps = c.decay_steps
     if decay_steps is None:
         decay_steps = c.num_steps if c.schedule == "exponential" else c.num_steps // 3
     decay_steps = max(1, decay_steps)
     return strategies.minibatch(
-        ds.X_train, ds.y_train, key=key, num_steps=c.num_steps, batch_size=batch_size,
-        learning_rate=c.learning_rate, sampling=c.sampling, optimizer=c.optimizer,
-        schedule=c.schedule, decay_rate=c.decay_rate, decay_steps=decay_steps,
-        momentum=c.momentum, init_scale=c.init_scale, params=params, **common)
+        ds.X_train,
+        ds.y_train,
+        key=key,
+        num_steps=c.num_steps,
+        batch_size=batch_size,
+        learning_rate=c.learning_rate,
+        sampling=c.sampling,
+        optimizer=c.optimizer,
+        schedule=c.schedule,
+        decay_rate=c.decay_rate,
+        decay_steps=decay_steps,
+        momentum=c.momentum,
+        init_scale=c.init_scale,
+        params=params,
+        **common,
+    )
 
 
 def evaluate(params, ds: Dataset, loss: str, reg: float) -> dict:

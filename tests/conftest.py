@@ -17,9 +17,18 @@ def run_module(tmp_path):
     import subprocess
 
     def run(name, *args, timeout=300, env=None):
-        full_env = {**os.environ, "LINOPT_DATA": str(tmp_path / "no-data"), **(env or {})}
-        return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args],
-                              cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout, env=full_env)
+        full_env = {
+            **os.environ,
+            "LINOPT_DATA": str(tmp_path / "no-data"),
+            **(env or {}),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", f"experiments.{name}", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+        )
 
     return run

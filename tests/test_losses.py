@@ -28,13 +28,16 @@ def numpy_softmax(W, X, y, reg):
 
 def problem(dtype, n=40, d=17, c=5, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((c, d)).astype(dtype),
-            rng.standard_normal((n, d)).astype(dtype),
-            rng.integers(0, c, n).astype(np.int32))
+    return (
+        rng.standard_normal((c, d)).astype(dtype),
+        rng.standard_normal((n, d)).astype(dtype),
+        rng.integers(0, c, n).astype(np.int32),
+    )
 
 
-@pytest.mark.parametrize("name, reference", [("svm", numpy_svm),
-                                             ("softmax", numpy_softmax)])
+@pytest.mark.parametrize(
+    "name, reference", [("svm", numpy_svm), ("softmax", numpy_softmax)]
+)
 def test_loss_matches_numpy_float32(name, reference):
     W, X, y = problem(np.float32)
     got = losses.LOSSES[name](W, X, y, 0.1)
@@ -42,8 +45,9 @@ def test_loss_matches_numpy_float32(name, reference):
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name, reference", [("svm", numpy_svm),
-                                             ("softmax", numpy_softmax)])
+@pytest.mark.parametrize(
+    "name, reference", [("svm", numpy_svm), ("softmax", numpy_softmax)]
+)
 def test_loss_matches_numpy_float64(name, reference):
     with jax.enable_x64(True):
         W, X, y = problem(np.float64)
@@ -65,9 +69,11 @@ def test_softmax_is_stable_for_huge_scores():
     W, X, y = problem(np.float32)
     value = losses.softmax_loss(W * 1e4, X, y)
     assert np.isfinite(value)
-    np.testing.assert_allclose(value, numpy_softmax(W.astype(np.float64) * 1e4,
-                                                    X.astype(np.float64), y, 0.0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        value,
+        numpy_softmax(W.astype(np.float64) * 1e4, X.astype(np.float64), y, 0.0),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("name", ["svm", "softmax"])

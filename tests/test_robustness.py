@@ -18,18 +18,26 @@ def summary(folder):
 
 def test_resume_equals_uninterrupted(run_module, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    common = ["--strategy=minibatch", "--checkpoint_every=50", "--seed=3",
-              "--optimizer=momentum"]
-    assert run_module("train", *common, "--num_steps=200",
-                      f"--workdir={whole}").returncode == 0
+    common = [
+        "--strategy=minibatch",
+        "--checkpoint_every=50",
+        "--seed=3",
+        "--optimizer=momentum",
+    ]
+    assert (
+        run_module("train", *common, "--num_steps=200", f"--workdir={whole}").returncode
+        == 0
+    )
     first = run_module("train", *common, "--num_steps=100", f"--workdir={parts}")
     assert first.returncode == 0, first.stderr
     assert summary(parts)["num_steps"] == 100
-    second = run_module("train", *common, "--num_steps=200", "--resume",
-                        f"--workdir={parts}")
+    second = run_module(
+        "train", *common, "--num_steps=200", "--resume", f"--workdir={parts}"
+    )
     assert second.returncode == 0, second.stderr
-    np.testing.assert_array_equal(np.load(whole / "params.npy"),
-                                  np.load(parts / "params.npy"))
+    np.testing.assert_array_equal(
+        np.load(whole / "params.npy"), np.load(parts / "params.npy")
+    )
     a = np.loadtxt(whole / "metrics.csv", delimiter=",", skiprows=1)
     b = np.loadtxt(parts / "metrics.csv", delimiter=",", skiprows=1)
     np.testing.assert_array_equal(a, b)
@@ -38,20 +46,31 @@ def test_resume_equals_uninterrupted(run_module, tmp_path):
 
 def test_resume_with_other_flags_is_refused(run_module, tmp_path):
     out = tmp_path / "run"
-    assert run_module("train", "--num_steps=20", "--checkpoint_every=10",
-                      f"--workdir={out}").returncode == 0
-    proc = run_module("train", "--num_steps=40", "--learning_rate=0.5", "--resume",
-                      f"--workdir={out}")
+    assert (
+        run_module(
+            "train", "--num_steps=20", "--checkpoint_every=10", f"--workdir={out}"
+        ).returncode
+        == 0
+    )
+    proc = run_module(
+        "train", "--num_steps=40", "--learning_rate=0.5", "--resume", f"--workdir={out}"
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: --resume: {out}/checkpoint.npz was saved with other flags; "
-        "resume with the same flags"]
+        "resume with the same flags"
+    ]
 
 
 def test_diverging_run_ends_cleanly(run_module, tmp_path):
     out = tmp_path / "run"
-    proc = run_module("train", "--strategy=gradient_descent", "--learning_rate=1e12",
-                      "--num_steps=500", f"--workdir={out}")
+    proc = run_module(
+        "train",
+        "--strategy=gradient_descent",
+        "--learning_rate=1e12",
+        "--num_steps=500",
+        f"--workdir={out}",
+    )
     assert proc.returncode == 0, proc.stderr
     s = summary(out)
     assert s["status"] == "diverged" and s["num_steps"] < 500
@@ -62,9 +81,20 @@ def test_diverging_run_ends_cleanly(run_module, tmp_path):
 def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.train", "--num_steps=100000000",
-         "--chunk_size=2000", "--checkpoint_every=2000", f"--workdir={out}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "--num_steps=100000000",
+            "--chunk_size=2000",
+            "--checkpoint_every=2000",
+            f"--workdir={out}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (out / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.2)

@@ -10,8 +10,9 @@ from linopt import data, driver, losses, strategies
 
 @pytest.fixture(scope="module")
 def ds():
-    return data.make_synthetic(num_train=300, num_val=50, num_test=50, dim=12,
-                               num_classes=4, seed=3)
+    return data.make_synthetic(
+        num_train=300, num_val=50, num_test=50, dim=12, num_classes=4, seed=3
+    )
 
 
 def numpy_svm(W, X, y):
@@ -22,13 +23,23 @@ def numpy_svm(W, X, y):
 
 
 def test_random_search_keeps_the_best_try(ds):
-    r = strategies.random_search(ds.X_train, ds.y_train, key=jax.random.key(0),
-                                 num_tries=60, scale=0.1, population=16)
+    r = strategies.random_search(
+        ds.X_train,
+        ds.y_train,
+        key=jax.random.key(0),
+        num_tries=60,
+        scale=0.1,
+        population=16,
+    )
     assert r.losses.shape == (60,)  # population 15: the largest divisor <= 16
     best = np.argmin(r.losses)
-    np.testing.assert_allclose(numpy_svm(r.params.astype(np.float64),
-                                         ds.X_train.astype(np.float64), ds.y_train),
-                               r.losses[best], rtol=1e-5)
+    np.testing.assert_allclose(
+        numpy_svm(
+            r.params.astype(np.float64), ds.X_train.astype(np.float64), ds.y_train
+        ),
+        r.losses[best],
+        rtol=1e-5,
+    )
     assert r.metrics["best_loss"][-1] == pytest.approx(r.losses.min())
     assert r.num_loss_evals == 60
 
@@ -36,8 +47,9 @@ def test_random_search_keeps_the_best_try(ds):
 def test_random_search_population_losses_are_each_tries_loss(ds):
     strategy = strategies.RandomSearch("softmax", population=5)
     params = jnp.zeros((4, ds.dim))
-    state = strategy.init(params, {"scale": jnp.float32(0.3), "reg": jnp.float32(0.01)},
-                          None)
+    state = strategy.init(
+        params, {"scale": jnp.float32(0.3), "reg": jnp.float32(0.01)}, None
+    )
     data_ = driver.Data(jnp.asarray(ds.X_train), jnp.asarray(ds.y_train))
     key = jax.random.key(7)
     _, metrics = strategy.step(state, key, data_)
@@ -48,8 +60,15 @@ def test_random_search_population_losses_are_each_tries_loss(ds):
 
 def test_random_local_search_is_the_lectures_algorithm(ds):
     key = jax.random.key(1)
-    r = strategies.random_local_search(ds.X_train, ds.y_train, key=key, num_steps=40,
-                                       step_size=0.05, init_scale=0.01, num_classes=4)
+    r = strategies.random_local_search(
+        ds.X_train,
+        ds.y_train,
+        key=key,
+        num_steps=40,
+        step_size=0.05,
+        init_scale=0.01,
+        num_classes=4,
+    )
     # Replay the lecture's loop in numpy with the same proposals.
     init_key, run_key = jax.random.split(key)
     W = np.asarray(strategies.init_params(init_key, 4, ds.dim, 0.01), np.float64)
@@ -66,18 +85,38 @@ def test_random_local_search_is_the_lectures_algorithm(ds):
     np.testing.assert_allclose(r.params, W, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("fn, kwargs", [
-    (strategies.gradient_descent, {"num_steps": 50}),
-    (strategies.minibatch, {"num_steps": 200, "batch_size": 32}),
-    (strategies.minibatch, {"num_steps": 200, "batch_size": 32, "sampling": "epoch"}),
-    (strategies.sgd, {"num_steps": 600}),
-    (strategies.minibatch, {"num_steps": 200, "batch_size": 32, "optimizer": "adam",
-                            "schedule": "exponential", "decay_rate": 0.5,
-                            "decay_steps": 100}),
-])
+@pytest.mark.parametrize(
+    "fn, kwargs",
+    [
+        (strategies.gradient_descent, {"num_steps": 50}),
+        (strategies.minibatch, {"num_steps": 200, "batch_size": 32}),
+        (
+            strategies.minibatch,
+            {"num_steps": 200, "batch_size": 32, "sampling": "epoch"},
+        ),
+        (strategies.sgd, {"num_steps": 600}),
+        (
+            strategies.minibatch,
+            {
+                "num_steps": 200,
+                "batch_size": 32,
+                "optimizer": "adam",
+                "schedule": "exponential",
+                "decay_rate": 0.5,
+                "decay_steps": 100,
+            },
+        ),
+    ],
+)
 def test_gradient_strategies_lower_the_loss(ds, fn, kwargs):
-    r = fn(ds.X_train, ds.y_train, key=jax.random.key(0), learning_rate=1e-2,
-           reg=1e-3, **kwargs)
+    r = fn(
+        ds.X_train,
+        ds.y_train,
+        key=jax.random.key(0),
+        learning_rate=1e-2,
+        reg=1e-3,
+        **kwargs,
+    )
     assert r.status == "completed"
     assert r.num_steps == kwargs["num_steps"] and len(r.losses) == r.num_steps
     before = losses.svm_loss(jnp.zeros_like(r.params), ds.X_train, ds.y_train)
@@ -87,9 +126,15 @@ def test_gradient_strategies_lower_the_loss(ds, fn, kwargs):
 
 
 def test_gradient_descent_step_is_w_minus_lr_grad(ds):
-    r = strategies.gradient_descent(ds.X_train, ds.y_train, key=jax.random.key(0),
-                                    num_steps=1, learning_rate=0.1, reg=0.5,
-                                    num_classes=4)
+    r = strategies.gradient_descent(
+        ds.X_train,
+        ds.y_train,
+        key=jax.random.key(0),
+        num_steps=1,
+        learning_rate=0.1,
+        reg=0.5,
+        num_classes=4,
+    )
     W0 = strategies.init_params(jax.random.split(jax.random.key(0))[0], 4, ds.dim)
     grad = losses.svm_gradient(W0, ds.X_train, ds.y_train, 0.5)
     np.testing.assert_allclose(r.params, W0 - 0.1 * grad, rtol=1e-5, atol=1e-7)
@@ -98,13 +143,13 @@ def test_gradient_descent_step_is_w_minus_lr_grad(ds):
 def test_epoch_sampling_visits_every_example_once_per_epoch(ds):
     strategy = strategies.GradientDescent(batch_size=30, sampling="epoch")
     data_ = driver.Data(jnp.asarray(ds.X_train), jnp.asarray(ds.y_train))
-    state = strategy.init(jnp.zeros((4, ds.dim)), {"learning_rate": 0.0, "reg": 0.0},
-                          data_)
+    state = strategy.init(
+        jnp.zeros((4, ds.dim)), {"learning_rate": 0.0, "reg": 0.0}, data_
+    )
     seen = []
     for t in range(10):  # one epoch of 300 examples
         X, _, order = strategy._batch(state, jax.random.key(t), data_)
-        state = state._replace(step=state.step + 1,
-                               aux={**state.aux, "order": order})
+        state = state._replace(step=state.step + 1, aux={**state.aux, "order": order})
         seen.append(np.asarray(X))
     rows = np.concatenate(seen)
     assert len(np.unique(rows, axis=0)) == 300
@@ -112,8 +157,15 @@ def test_epoch_sampling_visits_every_example_once_per_epoch(ds):
 
 def test_same_seed_same_result_and_chunking_does_not_matter(ds):
     run = lambda seed, chunk: strategies.minibatch(  # noqa: E731
-        ds.X_train, ds.y_train, key=jax.random.key(seed), num_steps=90,
-        batch_size=20, learning_rate=1e-2, reg=1e-3, chunk_size=chunk)
+        ds.X_train,
+        ds.y_train,
+        key=jax.random.key(seed),
+        num_steps=90,
+        batch_size=20,
+        learning_rate=1e-2,
+        reg=1e-3,
+        chunk_size=chunk,
+    )
     a, b, c = run(5, 10), run(5, 10), run(5, 7)
     np.testing.assert_array_equal(a.params, b.params)
     np.testing.assert_array_equal(a.losses, b.losses)
@@ -123,9 +175,16 @@ def test_same_seed_same_result_and_chunking_does_not_matter(ds):
 
 def test_new_learning_rate_reg_or_key_does_not_recompile(ds):
     def go(lr, reg, seed):
-        return strategies.minibatch(ds.X_train, ds.y_train, key=jax.random.key(seed),
-                                    num_steps=40, batch_size=16, learning_rate=lr,
-                                    reg=reg, chunk_size=10)
+        return strategies.minibatch(
+            ds.X_train,
+            ds.y_train,
+            key=jax.random.key(seed),
+            num_steps=40,
+            batch_size=16,
+            learning_rate=lr,
+            reg=reg,
+            chunk_size=10,
+        )
 
     go(1e-2, 1e-3, 0)
     before = driver.run_chunk._cache_size()
@@ -135,9 +194,15 @@ def test_new_learning_rate_reg_or_key_does_not_recompile(ds):
 
 
 def test_divergence_stops_with_last_finite_params(ds):
-    r = strategies.gradient_descent(ds.X_train * 1e3, ds.y_train,
-                                    key=jax.random.key(0), num_steps=500,
-                                    learning_rate=1e30, reg=1.0, loss="softmax")
+    r = strategies.gradient_descent(
+        ds.X_train * 1e3,
+        ds.y_train,
+        key=jax.random.key(0),
+        num_steps=500,
+        learning_rate=1e30,
+        reg=1.0,
+        loss="softmax",
+    )
     assert r.status == "diverged"
     assert r.num_steps < 500
     assert np.all(np.isfinite(r.params))
@@ -152,8 +217,16 @@ def test_on_chunk_can_stop_the_run(ds):
         calls.append(progress.step)
         return progress.step < 20
 
-    r = strategies.minibatch(ds.X_train, ds.y_train, key=jax.random.key(0),
-                             num_steps=100, batch_size=16, learning_rate=1e-2, reg=1e-3,
-                             chunk_size=10, on_chunk=on_chunk)
+    r = strategies.minibatch(
+        ds.X_train,
+        ds.y_train,
+        key=jax.random.key(0),
+        num_steps=100,
+        batch_size=16,
+        learning_rate=1e-2,
+        reg=1e-3,
+        chunk_size=10,
+        on_chunk=on_chunk,
+    )
     assert r.status == "interrupted"
     assert calls == [10, 20] and r.num_steps == 20 and len(r.losses) == 20
