@@ -32,7 +32,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import data, landscape, losses, plots, runs
+from linopt import landscape, losses, plots, runs
 from linopt.errors import LinoptError
 
 LOSS = flags.DEFINE_enum("loss", "svm", sorted(losses.LOSSES), "Loss to draw.")
@@ -182,12 +182,7 @@ def centre_and_directions(ds, centre_key, direction_key):
 def main(argv):
     del argv
     check_flags()
-    ds = data.load(
-        common.DATASET.value,
-        data_dir=common.data_dir(),
-        seed=common.SEED.value,
-        progress=True,
-    )
+    ds = common.load_data()
     num_train = len(ds.y_train)
     common.require(
         EXAMPLE.value < num_train,

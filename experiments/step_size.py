@@ -26,7 +26,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import data, landscape, losses, plots, runs
+from linopt import data, landscape, lecture, losses, plots, runs
 
 LOSS = flags.DEFINE_enum(
     "loss",
@@ -47,20 +47,6 @@ POINTS_PER_DECADE = flags.DEFINE_integer(
     "points_per_decade", 1, "Step sizes per factor of 10 (1 is the lecture's grid)."
 )
 
-# The lecture's printout (CIFAR-10, loss and preprocessing unstated).
-LECTURE_ORIGINAL_LOSS = 2.200718
-LECTURE_LOSSES = (
-    2.200652,
-    2.200057,
-    2.194116,
-    2.135493,
-    1.647802,
-    2.844355,
-    25.558142,
-    254.086573,
-    2539.370888,
-    25392.214036,
-)
 MAX_POINTS = 10_000
 
 
@@ -103,12 +89,7 @@ def check_flags() -> None:
 def main(argv):
     del argv
     check_flags()
-    ds = data.load(
-        common.DATASET.value,
-        data_dir=common.data_dir(),
-        seed=common.SEED.value,
-        progress=True,
-    )
+    ds = common.load_data()
     ds = data.subset(ds, NUM_EXAMPLES.value)
     workdir = common.start_run("step_size")
     start = time.perf_counter()
@@ -183,9 +164,9 @@ def main(argv):
             "best_step_size": step_list[best],
             "best_loss": loss_list[best],
             "lecture": {
-                "original_loss": LECTURE_ORIGINAL_LOSS,
-                "step_sizes": [10.0**k for k in range(-10, 0)],
-                "losses": list(LECTURE_LOSSES),
+                "original_loss": lecture.STEP_SIZE_ORIGINAL_LOSS,
+                "step_sizes": list(lecture.STEP_SIZES),
+                "losses": list(lecture.STEP_SIZE_LOSSES),
             },
             "wall_time_s": wall,
         },
