@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
+from matplotlib.figure import Figure
 
 from experiments import common
 from linopt import landscape, losses, plots, runs
@@ -126,9 +127,8 @@ def load_weights(path: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def toy_figure(path, alphas, toy: landscape.HingePieces, x, w):
     """The toy's total loss (thick) over ``w0`` and each clamped piece."""
-    import matplotlib.pyplot as plt  # after linopt.plots chose the Agg backend
-
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    fig = Figure(figsize=(6.8, 4.4))
+    ax = fig.subplots()
     for i in range(3):
         for j in range(3):
             if j != i:
@@ -148,10 +148,7 @@ def toy_figure(path, alphas, toy: landscape.HingePieces, x, w):
     )
     ax.legend(fontsize=7.5)
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    runs.atomic_write_bytes(path, buf.getvalue())
+    plots.save_figure(fig, path)
 
 
 def centre_and_directions(ds, centre_key, direction_key):

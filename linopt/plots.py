@@ -1,7 +1,8 @@
-"""Figures saved as PNG files (matplotlib's Agg backend: no screen needed).
+"""Figures saved as PNG files, drawn on ``matplotlib.figure.Figure`` objects.
 
-Every function takes the output path first and returns it; values arrive as
-numpy arrays so the library's JAX code never waits on a figure.
+No pyplot and no backend switch: nothing here needs a screen, and importing
+this module leaves a notebook's inline backend alone. Every function takes the
+output path first and returns it.
 """
 
 from __future__ import annotations
@@ -9,19 +10,16 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from linopt.runs import atomic_write_bytes  # noqa: E402
+from linopt.runs import atomic_write_bytes
 
 
-def _save(fig, path):
+def save_figure(fig, path):
+    """Write ``fig`` as a PNG atomically; returns ``path``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -38,7 +36,8 @@ def line_plot(
     marker: str | None = None,
 ):
     """One line per ``name -> (x, y)``."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for name, (x, y) in curves.items():
         ax.plot(np.asarray(x), np.asarray(y), label=name, marker=marker, lw=1.4)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -49,7 +48,7 @@ def line_plot(
     if len(curves) > 1:
         ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
@@ -83,7 +82,8 @@ def heatmap(
 ):
     """``values[i, j]`` at ``(x[j], y[i])``; blue is low and red is high."""
     values = np.asarray(values, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(6.0, 5.0))
+    fig = Figure(figsize=(6.0, 5.0))
+    ax = fig.subplots()
     categorical = annotate
     if categorical:
         im = ax.imshow(values, cmap="coolwarm", origin="lower", aspect="auto")
@@ -99,7 +99,7 @@ def heatmap(
         im = ax.imshow(values, cmap="jet", origin="lower", aspect="auto", extent=extent)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def histogram(
@@ -107,7 +107,8 @@ def histogram(
 ):
     """Histogram of positive values, on log-spaced bins when ``log_x``."""
     values = np.asarray(values, dtype=np.float64).ravel()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
     if log_x:
         positive = values[values > 0]
         lo = positive.min() if positive.size else 1e-16
@@ -118,7 +119,7 @@ def histogram(
     else:
         ax.hist(values, bins=bins)
     ax.set(xlabel=xlabel, ylabel="count", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def class_templates(path, W, image_shape, class_names, *, title: str = ""):
@@ -131,9 +132,8 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     n = W.shape[0]
     cols = min(n, 10)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False
-    )
+    fig = Figure(figsize=(1.3 * cols, 1.5 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for c in range(n):
@@ -146,4 +146,4 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
         ax.set_title(class_names[c], fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,0 +1,255 @@
+"""Rerun the whole lecture and report it beside the lecture's own numbers.
+
+    python -m experiments.reproduce                                  # digits
+    python -m experiments.reproduce --dataset=cifar10 --data_dir=...  # the real thing
+
+Runs every experiment of the lecture in order, each as its own command in a
+subfolder of --workdir (so each keeps its own files, figures and summary),
+then writes ``report.md`` (a "lecture / measured" table for every number the
+lecture gives, every figure embedded by relative path) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import jax
+from absl import flags
+
+from experiments import common
+from linopt import lecture, losses, runs
+
+NUM_TRIES = flags.DEFINE_integer(
+    "num_tries", 1000, "Tries of random search and random local search."
+)
+
+# (section, folder, experiment module, extra flags), in the lecture's order.
+EXPERIMENTS = [
+    ("1. Loss landscape", "landscape", "landscape", []),
+    ("2. Random search", "random_search", "train", ["--strategy=random_search"]),
+    (
+        "3. Random local search",
+        "random_local_search",
+        "train",
+        ["--strategy=random_local_search"],
+    ),
+    ("4-5. Numerical vs analytic gradient", "gradcheck", "gradcheck", []),
+    ("6. Step sizes (SVM)", "step_size_svm", "step_size", ["--loss=svm"]),
+    ("6. Step sizes (softmax)", "step_size_softmax", "step_size", ["--loss=softmax"]),
+    (
+        "7. Gradient descent",
+        "gradient_descent",
+        "train",
+        ["--strategy=gradient_descent"],
+    ),
+    ("8. Mini-batch GD (SVM)", "minibatch_svm", "train", ["--strategy=minibatch"]),
+    (
+        "8. Mini-batch GD (softmax)",
+        "minibatch_softmax",
+        "train",
+        ["--strategy=minibatch", "--loss=softmax"],
+    ),
+    ("8. Stochastic GD", "sgd", "train", ["--strategy=sgd"]),
+]
+
+
+def sanity_losses() -> dict:
+    """SVM and softmax losses at a nearly zero W: about C - 1 and ln C."""
+    ds = common.load_data()
+    W = 1e-7 * jax.random.normal(
+        jax.random.key(common.SEED.value), (ds.num_classes, ds.dim)
+    )
+    return {
+        "svm_sanity": float(losses.svm_loss(W, ds.X_train, ds.y_train)),
+        "softmax_sanity": float(losses.softmax_loss(W, ds.X_train, ds.y_train)),
+        "num_classes": ds.num_classes,
+    }
+
+
+def run_experiment(module: str, folder, extra: list[str]) -> tuple[int, str, float]:
+    args = [
+        sys.executable,
+        "-m",
+        f"experiments.{module}",
+        *extra,
+        f"--dataset={common.DATASET.value}",
+        f"--seed={common.SEED.value}",
+        f"--workdir={folder}",
+        f"--download={common.DOWNLOAD.value}",
+    ]
+    if common.DATA_DIR.value:
+        args.append(f"--data_dir={common.data_dir()}")
+    if module == "train" and "--strategy=random" in " ".join(extra):
+        args.append(f"--num_steps={NUM_TRIES.value}")
+    start = time.perf_counter()
+    # stdout is kept for the log; progress bars (stderr) pass straight through.
+    proc = subprocess.run(args, stdout=subprocess.PIPE, text=True)
+    return proc.returncode, proc.stdout, time.perf_counter() - start
+
+
+def read_summary(folder) -> dict:
+    try:
+        return runs.read_json(folder / "summary.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def fmt(value, digits=4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def comparison_rows(measured: dict) -> list[tuple[str, str, str]]:
+    s = measured
+    rows = [
+        ("SVM loss at W ~ 0 (C - 1)", "9", fmt(s["sanity"]["svm_sanity"])),
+        (
+            "softmax loss at W ~ 0 (ln C)",
+            "2.302585",
+            fmt(s["sanity"]["softmax_sanity"], 7),
+        ),
+    ]
+    for folder, label, key in [
+        ("random_search", "random search, test accuracy", "15.5%"),
+        ("random_local_search", "random local search, test accuracy", "21.4%"),
+        ("minibatch_svm", "mini-batch SVM, test accuracy", "about 39%"),
+        ("minibatch_softmax", "mini-batch softmax, test accuracy", "over 35%"),
+        ("gradient_descent", "full-batch GD, test accuracy", "-"),
+        ("sgd", "SGD (batch 1), test accuracy", "-"),
+    ]:
+        acc = s["experiments"].get(folder, {}).get("test_accuracy")
+        rows.append((label, key, "-" if acc is None else f"{100 * acc:.1f}%"))
+    grad = s["experiments"].get("gradcheck", {})
+    for loss in ("softmax", "svm"):
+        err = grad.get(loss, {}).get("max_relative_error")
+        rows.append(
+            (
+                f"gradient check, {loss}: max relative error (off kinks)",
+                "<= 1e-7 good",
+                fmt(err, 3),
+            )
+        )
+    for loss in ("svm", "softmax"):
+        step = s["experiments"].get(f"step_size_{loss}", {})
+        rows.append(
+            (f"best step size ({loss})", "1e-6", fmt(step.get("best_step_size")))
+        )
+    return rows
+
+
+def step_size_table(measured: dict) -> list[str]:
+    svm = measured["experiments"].get("step_size_svm", {})
+    soft = measured["experiments"].get("step_size_softmax", {})
+    lines = [
+        "| step size | lecture | measured, SVM | measured, softmax |",
+        "|---|---|---|---|",
+        f"| original | {lecture.STEP_SIZE_ORIGINAL_LOSS} | "
+        f"{fmt(svm.get('original_loss'), 7)} | {fmt(soft.get('original_loss'), 7)} |",
+    ]
+    sizes = svm.get("step_sizes") or soft.get("step_sizes") or []
+    for i, size in enumerate(sizes):
+        on_lecture_grid = len(sizes) == len(lecture.STEP_SIZE_LOSSES)
+        said = lecture.STEP_SIZE_LOSSES[i] if on_lecture_grid else ""
+        a = svm.get("losses", [None] * len(sizes))[i]
+        b = soft.get("losses", [None] * len(sizes))[i]
+        lines.append(f"| {size:.0e} | {said} | {fmt(a, 7)} | {fmt(b, 7)} |")
+    return lines
+
+
+def write_report(workdir, measured: dict) -> None:
+    lines = [
+        f"# The lecture, reproduced on {common.DATASET.value}",
+        "",
+        "Each experiment's files (config, summary, metrics, figures) are in the "
+        "folder of its name. Numbers from `python -m experiments.reproduce "
+        f"--dataset={common.DATASET.value}`, seed {common.SEED.value}.",
+        "",
+        "## Lecture / measured",
+        "",
+        "| quantity | lecture | measured |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in comparison_rows(measured)]
+    lines += [
+        "",
+        "The lecture's numbers are CIFAR-10's; on another data set only "
+        "their shape compares.",
+        "",
+        "## Step sizes",
+        "",
+    ]
+    lines += step_size_table(measured)
+    lines += [
+        "",
+        "## Experiments",
+        "",
+        "| experiment | status | seconds |",
+        "|---|---|---|",
+    ]
+    for section, folder, _, _ in EXPERIMENTS:
+        info = measured["runs"].get(folder)
+        if info:
+            lines.append(
+                f"| {section} (`{folder}/`) | {info['status']} | "
+                f"{info['seconds']:.1f} |"
+            )
+    lines += ["", "## Figures", ""]
+    for section, folder, _, _ in EXPERIMENTS:
+        pngs = sorted((workdir / folder).glob("*.png"))
+        if pngs:
+            lines += [f"### {section}", ""]
+            lines += [f"![{p.stem}]({folder}/{p.name})" for p in pngs]
+            lines.append("")
+    runs.atomic_write_text(workdir / "report.md", "\n".join(lines) + "\n")
+
+
+def main(argv):
+    del argv
+    common.check_data_flags()
+    common.require(
+        NUM_TRIES.value >= 1, f"--num_tries must be >= 1, got {NUM_TRIES.value}"
+    )
+    measured = {
+        "sanity": sanity_losses(),
+        "experiments": {},
+        "runs": {},
+        "lecture": {k: v for k, v in vars(lecture).items() if k.isupper()},
+    }
+    workdir = common.start_run("reproduce")
+    failed = []
+    for section, folder, module, extra in EXPERIMENTS:
+        print(f"== {section}", flush=True)
+        code, stdout, seconds = run_experiment(module, workdir / folder, extra)
+        summary = read_summary(workdir / folder)
+        status = summary.get("status", "failed") if code in (0, 1) else "failed"
+        if code == 1 and module == "gradcheck":
+            status = "check failed"  # gradcheck exits 1 on a failed verdict
+        measured["experiments"][folder] = summary
+        measured["runs"][folder] = {
+            "status": status,
+            "exit_code": code,
+            "seconds": seconds,
+        }
+        print(stdout.strip().splitlines()[-1] if stdout.strip() else "", flush=True)
+        if code != 0:
+            failed.append(folder)
+        if code in (130, 143):  # interrupted: report what there is and stop
+            break
+        runs.write_json(workdir / "summary.json", {"status": "running", **measured})
+    status = "completed" if not failed else "failed: " + ", ".join(failed)
+    runs.write_json(workdir / "summary.json", {"status": status, **measured})
+    write_report(workdir, measured)
+    print(f"\nreport: {workdir / 'report.md'}")
+    for a, b, c in comparison_rows(measured):
+        print(f"  {a:<55} lecture {b:>14}   measured {c}")
+    if failed:
+        common.fail(f"these experiments did not complete: {', '.join(failed)}", 1)
+
+
+if __name__ == "__main__":
+    common.run(main)
