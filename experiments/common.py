@@ -110,6 +110,12 @@ def run(main) -> None:
             if DEBUG.value:
                 raise
             fail(str(e), 1 if isinstance(e, DataError) else 2)
+        except KeyboardInterrupt:
+            # Runs with chunks save their results first (experiments.interrupt);
+            # a one-shot computation has nothing partial to keep.
+            if DEBUG.value:
+                raise
+            fail("interrupted before any result was complete; nothing written", 130)
 
     def parse_flags(argv):
         try:
