@@ -17,7 +17,16 @@ import sys
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import checkpoint, data, optimizers, plots, runs, strategies, training
+from linopt import (
+    checkpoint,
+    data,
+    optimizers,
+    plots,
+    runs,
+    sharding,
+    strategies,
+    training,
+)
 
 STRATEGY = flags.DEFINE_enum(
     "strategy",
@@ -67,6 +76,12 @@ SAMPLING = flags.DEFINE_enum(
 )
 NUM_TRAIN = flags.DEFINE_integer(
     "num_train", None, "Use only this many train examples."
+)
+NUM_DEVICES = flags.DEFINE_integer(
+    "num_devices",
+    1,
+    "Devices the training examples are split over (data parallelism); on CPU, "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N.",
 )
 CHUNK_SIZE = flags.DEFINE_integer(
     "chunk_size", None, "Steps per compiled chunk (progress granularity)."
@@ -120,6 +135,7 @@ def validate_flags() -> None:
         NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
         f"--num_train must be >= 1, got {NUM_TRAIN.value}",
     )
+    sharding.check_num_devices(NUM_DEVICES.value)
     require(
         CHECKPOINT_EVERY.value is None or CHECKPOINT_EVERY.value >= 1,
         f"--checkpoint_every must be >= 1, got {CHECKPOINT_EVERY.value}",
@@ -137,12 +153,17 @@ def make_config(strategy: str) -> training.TrainConfig:
     if CHECKPOINT_EVERY.value and CHUNK_SIZE.value is None:
         values["chunk_size"] = CHECKPOINT_EVERY.value  # a checkpoint per chunk
     return training.TrainConfig(
-        strategy=strategy, loss=LOSS.value, seed=common.SEED.value, **values
+        strategy=strategy,
+        loss=LOSS.value,
+        seed=common.SEED.value,
+        num_devices=NUM_DEVICES.value,
+        **values,
     )
 
 
 def check_config(config: training.TrainConfig, ds: data.Dataset) -> None:
     n = len(ds.y_train)
+    sharding.check_num_devices(config.num_devices, n)  # the rows split evenly
     if config.strategy == "minibatch" and config.sampling == "epoch":
         common.require(
             config.batch_size <= n,
@@ -225,6 +246,7 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
 
 def main(argv):
     del argv
+    sharding.initialize_distributed()  # multi-host: see linopt.sharding
     validate_flags()
     ds = common.load_data()
     ds = data.subset(ds, NUM_TRAIN.value)

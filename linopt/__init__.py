@@ -10,18 +10,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "data",
-    "losses",
-    "gradcheck",
-    "strategies",
-    "landscape",
-    "optimizers",
-    "training",
-    "sweep",
-    "plots",
-    "runs",
-    "errors",
-    "cifar10",
+    "data", "cifar10", "losses", "gradcheck", "strategies", "driver", "optimizers",
+    "training", "checkpoint", "landscape", "sweep", "sharding", "fast", "plots",
+    "runs", "lecture", "errors",
 )
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from linopt import losses, strategies
+from linopt import losses, sharding, strategies
 from linopt.data import Dataset
 from linopt.driver import Result
 
@@ -38,6 +38,7 @@ class TrainConfig:
     sampling: str = "replacement"
     seed: int = 0
     chunk_size: int | None = None
+    num_devices: int = 1  # devices the training rows are split over
 
 
 PRESETS = ("linopt", "assignment")
@@ -112,6 +113,8 @@ def train(
     """
     c = config
     key = jax.random.key(c.seed)
+    # Data parallelism: the rows split over devices; jit follows (linopt.sharding).
+    X, y = sharding.shard_data(ds.X_train, ds.y_train, c.num_devices)
     common = {
         "num_classes": ds.num_classes,
         "loss": c.loss,
@@ -122,8 +125,8 @@ def train(
     }
     if c.strategy == "random_search":
         return strategies.random_search(
-            ds.X_train,
-            ds.y_train,
+            X,
+            y,
             key=key,
             num_tries=c.num_steps,
             scale=c.search_scale,
@@ -132,8 +135,8 @@ def train(
         )
     if c.strategy == "random_local_search":
         return strategies.random_local_search(
-            ds.X_train,
-            ds.y_train,
+            X,
+            y,
             key=key,
             num_steps=c.num_steps,
             step_size=c.step_size,
@@ -151,8 +154,8 @@ def train(
         decay_steps = c.num_steps if c.schedule == "exponential" else c.num_steps // 3
     decay_steps = max(1, decay_steps)
     return strategies.minibatch(
-        ds.X_train,
-        ds.y_train,
+        X,
+        y,
         key=key,
         num_steps=c.num_steps,
         batch_size=batch_size,
