@@ -10,9 +10,23 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "data", "cifar10", "losses", "gradcheck", "strategies", "driver", "optimizers",
-    "training", "checkpoint", "landscape", "sweep", "sharding", "fast", "plots",
-    "runs", "lecture", "errors",
+    "data",
+    "cifar10",
+    "losses",
+    "gradcheck",
+    "strategies",
+    "driver",
+    "optimizers",
+    "training",
+    "checkpoint",
+    "landscape",
+    "sweep",
+    "sharding",
+    "fast",
+    "plots",
+    "runs",
+    "lecture",
+    "errors",
 )
 
 

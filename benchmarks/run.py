@@ -1,0 +1,484 @@
+"""linopt against plain numpy, side by side, with the machine's floor beside both.
+
+    python -m benchmarks.run [--json FILE] [--quick] [--only NAME,...]
+
+In one process, on the same synthetic CIFAR-10-shaped data (``N = 49,000``,
+``D = 3,073``, ``C = 10``; ``--quick`` shrinks ``N`` and the step counts),
+each workload runs linopt's fastest path, linopt's readable path and the
+numpy reference of :mod:`benchmarks.references`, interleaved (the order flips
+every round) several times, and reports medians and the median of the
+per-round ratios numpy / linopt. The first linopt call compiles and is kept
+out of every median; ``compile_s`` is the time JAX reports spending on
+tracing, lowering and compiling in it.
+
+The floor of a workload is the larger of its FLOPs at the measured
+matrix-multiply peak and one read of ``X`` at the measured memory bandwidth
+(both the best seen in this run). Then come scaling tables: the time of
+mini-batch and full-batch gradient descent as ``N`` and as ``D`` grow.
+The numerical-gradient workload lives in :mod:`benchmarks.numerical_gradient`.
+
+Numpy's BLAS matters: run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
+(``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run``);
+the kernel numpy used is printed with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import references
+from linopt import fast, losses, strategies
+
+FULL = {
+    "N": 49_000,
+    "D": 3_073,
+    "C": 10,
+    "minibatch_steps": 1500,
+    "batch": 200,
+    "tries": 1000,
+    "numgrad_examples": 500,
+    "repeats": 5,
+    "slow_repeats": 3,
+    "scaling_N": (1_000, 10_000, 49_000),
+    "scaling_D": (769, 1_537, 3_073),
+}
+QUICK = {
+    **FULL,
+    "N": 5_000,
+    "minibatch_steps": 300,
+    "tries": 100,
+    "numgrad_examples": 10,
+    "repeats": 3,
+    "slow_repeats": 1,
+    "scaling_N": (1_000, 5_000),
+    "scaling_D": (769,),
+}
+# The issue's targets: numpy / linopt at least, and linopt / floor at most.
+TARGETS = {
+    "minibatch": (3.0, 2.0),
+    "full_batch": (3.0, 1.5),
+    "random_search": (4.0, None),
+    "local_search": (4.0, None),
+    "numerical_gradient": (2.5, None),
+}
+WORKLOADS = tuple(TARGETS)
+
+
+def describe_machine():
+    """The machine, the versions, numpy's BLAS kernel and the load, as a dict."""
+    import optax
+
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [
+                line.split(":", 1)[1].strip()
+                for line in f
+                if line.startswith("model name")
+            ]
+        cpu = names[0] if names else cpu
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {
+                k: p.get(k)
+                for k in ("internal_api", "version", "architecture", "num_threads")
+            }
+            for p in threadpool_info()
+        ]
+    except ImportError:  # numpy.show_config() then says which BLAS it links
+        blas = "threadpoolctl not installed"
+    env = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+        ),
+        "devices": [str(d) for d in jax.devices()],
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__,
+        "numpy": np.__version__,
+        "optax": optax.__version__,
+        "blas": blas,
+        "env": {k: os.environ.get(k) for k in env},
+        "load_before": os.getloadavg(),
+    }
+
+
+def measure_peaks(X, Xj, repeats=3):
+    """The best matrix-multiply rate (FLOP/s, float32 and float64, numpy or
+    jax) and read bandwidth (bytes/s of one pass over ``X``: a matrix-vector
+    product, memory-bound in both libraries) seen now."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048), np.float32)
+    aj, a64 = jnp.asarray(a), a.astype(np.float64)
+    v = np.ones(X.shape[1], X.dtype)
+    vj = jnp.asarray(v)
+    square, gemv = jax.jit(lambda a: a @ a), jax.jit(lambda X, v: X @ v)
+    gemm = 2 * 2048**3
+
+    def best(fn):
+        _timed(fn)
+        return min(_timed(fn) for _ in range(repeats))
+
+    return {
+        "flops": gemm / min(best(lambda: a @ a), best(lambda: square(aj))),
+        "flops_float64": gemm / best(lambda: a64 @ a64),
+        "bytes_per_s": X.nbytes / min(best(lambda: X @ v), best(lambda: gemv(Xj, vj))),
+    }
+
+
+def synthetic(n, d, c, seed=0):
+    """CIFAR-10-like rows: centred pixels of scale 60, a bias 1 appended last."""
+    rng = np.random.default_rng(seed)
+    X = np.empty((n, d), np.float32)
+    X[:, :-1] = 60 * rng.standard_normal((n, d - 1), np.float32)
+    X[:, -1] = 1
+    return X, rng.integers(0, c, n).astype(np.int32)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+_COMPILE_EVENTS = []  # seconds of each JAX compile step (trace, lower, compile)
+
+
+def _on_event(event, duration, **_):
+    if event.startswith("/jax/core/compile/"):
+        _COMPILE_EVENTS.append(duration)
+
+
+def interleaved(fns, repeats):
+    """Times of each callable over ``repeats`` rounds (order flipped every round),
+    and the compile seconds of each linopt one's first call (JAX's own events)."""
+    compile_s = {}
+    for name, fn in fns.items():
+        if name != "numpy":
+            _COMPILE_EVENTS.clear()
+            _timed(fn)
+            compile_s[name] = sum(_COMPILE_EVENTS)
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        for name in list(fns)[:: 1 if r % 2 == 0 else -1]:
+            times[name].append(_timed(fns[name]))
+    return compile_s, times
+
+
+def workloads(size, X, y, Xj, yj):
+    """Each workload: linopt's fastest path, its readable path (where the fast
+    one differs), the numpy reference, the FLOPs and the bytes of X read."""
+    n, d, c = X.shape[0], X.shape[1], size["C"]
+    steps, batch, tries = size["minibatch_steps"], size["batch"], size["tries"]
+    W = np.asarray(strategies.init_params(jax.random.key(1), c, d))
+    Wj, WT = jnp.asarray(W), np.ascontiguousarray(W.T)
+    loss_and_grad = jax.jit(jax.value_and_grad(losses.svm_loss))
+    key = jax.random.key(0)
+    return {
+        "minibatch": dict(  # the assignment's run: lr 1e-7, reg 2.5e4
+            numpy=lambda: references.minibatch_sgd(
+                X, y, num_steps=steps, batch_size=batch
+            ),
+            linopt=lambda: minibatch(Xj, yj, steps, batch),
+            readable=None,
+            flops=steps * 4 * batch * d * c,
+            bytes=steps * batch * d * 4,
+        ),
+        "full_batch": dict(
+            numpy=lambda: references.svm_loss_and_gradient(WT, X, y, 2.5e4),
+            linopt=lambda: loss_and_grad(Wj, Xj, yj, 2.5e4),
+            readable=None,
+            flops=4 * n * d * c,
+            bytes=X.nbytes,
+        ),
+        "random_search": dict(
+            numpy=lambda: references.random_search(X, y, num_tries=tries),
+            linopt=lambda: fast.random_search(Xj, yj, key=key, num_tries=tries).params,
+            readable=lambda: (
+                strategies.random_search(Xj, yj, key=key, num_tries=tries).params
+            ),
+            flops=2 * tries * n * d * c,
+            bytes=X.nbytes,
+        ),
+        "local_search": dict(
+            numpy=lambda: references.random_local_search(X, y, num_steps=tries),
+            linopt=lambda: (
+                fast.random_local_search(Xj, yj, key=key, num_steps=tries).params
+            ),
+            readable=lambda: (
+                strategies.random_local_search(Xj, yj, key=key, num_steps=tries).params
+            ),
+            flops=2 * tries * n * d * c,
+            bytes=X.nbytes,
+        ),
+    }
+
+
+def minibatch(X, y, num_steps, batch_size):
+    """The assignment's SVM run on linopt (public function, default chunks)."""
+    return strategies.minibatch(
+        X,
+        y,
+        key=jax.random.key(0),
+        num_steps=num_steps,
+        batch_size=batch_size,
+        learning_rate=1e-7,
+        reg=2.5e4,
+    ).params
+
+
+def with_floor(row, peaks):
+    """``row`` with its floor at ``peaks``: FLOPs at the matrix-multiply peak or
+    one pass of the bytes at the read bandwidth, whichever is longer."""
+    floor_flops = row["flops"] / peaks["flops"]
+    floor_bytes = row["bytes"] / peaks["bytes_per_s"]
+    floor = max(floor_flops, floor_bytes)
+    row = {
+        **row,
+        "floor_s": floor,
+        "floor_flops_s": floor_flops,
+        "floor_bytes_s": floor_bytes,
+        "floor_ratio": row["linopt_s"] / floor,
+    }
+    return _judge(row)
+
+
+def profile(fn, directory, top=6):
+    """The ``top`` XLA ops of one traced call of ``fn``: ``(name, seconds,
+    calls)``, by total time over all threads."""
+    import collections
+    import glob
+
+    from jax.profiler import ProfileData
+
+    _timed(fn)
+    jax.profiler.start_trace(directory)
+    _timed(fn)
+    jax.profiler.stop_trace()
+    path = max(
+        glob.glob(f"{directory}/**/*.xplane.pb", recursive=True), key=os.path.getmtime
+    )
+    seconds, calls = collections.Counter(), collections.Counter()
+    for plane in ProfileData.from_file(path).planes:
+        for line in plane.lines:
+            for event in line.events:
+                if line.name != "python" and not event.name.startswith(
+                    ("ThunkExecutor", "end:", "Slinky")
+                ):
+                    seconds[event.name] += event.duration_ns / 1e9
+                    calls[event.name] += 1
+    return [(name, t, calls[name]) for name, t in seconds.most_common(top)]
+
+
+def measure_workload(name, spec, repeats, peaks):
+    fns = {"numpy": spec["numpy"], "linopt": spec["linopt"]}
+    if spec["readable"] is not None:
+        fns["readable"] = spec["readable"]
+    compile_s, times = interleaved(fns, repeats)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = [a / b for a, b in zip(times["numpy"], times["linopt"], strict=True)]
+    row = {
+        "workload": name,
+        "linopt_s": med["linopt"],
+        "numpy_s": med["numpy"],
+        "ratio": statistics.median(ratios),
+        "readable_s": med.get("readable"),
+        "compile_s": compile_s["linopt"],
+        "flops": spec["flops"],
+        "bytes": spec["bytes"],
+        "repeats": repeats,
+        "times": times,
+    }
+    return with_floor(row, peaks)
+
+
+def _judge(row):
+    want_ratio, want_floor = TARGETS.get(row["workload"], (None, None))
+    met = want_ratio is None or row["ratio"] >= want_ratio
+    if want_floor is not None and row.get("floor_ratio") is not None:
+        met = met and row["floor_ratio"] <= want_floor
+    return {
+        **row,
+        "target_ratio": want_ratio,
+        "target_floor_ratio": want_floor,
+        "met": met,
+    }
+
+
+def numerical_gradient_rows(size):
+    """Rows of :mod:`benchmarks.numerical_gradient`, if that module is there."""
+    if importlib.util.find_spec("benchmarks.numerical_gradient") is None:
+        print("benchmarks/numerical_gradient.py is not there: workload skipped")
+        return []
+    from benchmarks import numerical_gradient
+
+    rows = numerical_gradient.run(
+        num_examples=size["numgrad_examples"], repeats=size["slow_repeats"]
+    )
+    return [_judge(row) for row in rows]
+
+
+def scaling(size, X, y, repeats=3):
+    """linopt's mini-batch run and full-batch loss + gradient as N and D grow.
+
+    ``elements`` is the work: entries of ``X`` touched, ``N * D`` for the full
+    batch and ``steps * batch * D`` for the mini-batch run (which does not
+    depend on ``N``); linear scaling is a constant time per element."""
+    rows = []
+    shapes = [(n, X.shape[1]) for n in size["scaling_N"]]
+    shapes += [(X.shape[0], d) for d in size["scaling_D"] if d != X.shape[1]]
+    steps, batch = size["minibatch_steps"], size["batch"]
+    loss_and_grad = jax.jit(jax.value_and_grad(losses.svm_loss))
+    for n, d in shapes:
+        Xj, yj = jnp.asarray(X[:n, -d:]), jnp.asarray(y[:n])
+        W = strategies.init_params(jax.random.key(1), size["C"], d)
+        fns = {
+            "minibatch": lambda X=Xj, y=yj: minibatch(X, y, steps, batch),
+            "full_batch": lambda W=W, X=Xj, y=yj: loss_and_grad(W, X, y, 2.5e4),
+        }
+        _, times = interleaved(fns, repeats)
+        for name, t in times.items():
+            elements = n * d if name == "full_batch" else steps * batch * d
+            rows.append(
+                {
+                    "workload": f"scaling/{name}",
+                    "N": n,
+                    "D": d,
+                    "elements": elements,
+                    "linopt_s": statistics.median(t),
+                }
+            )
+    return rows
+
+
+def print_table(rows):
+    print(
+        "\n| workload | numpy s | linopt s | readable s | numpy/linopt | floor s "
+        "| linopt/floor | compile s | target | met |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for r in rows:
+        target = f">= {r['target_ratio']}x" if r.get("target_ratio") else ""
+        if r.get("target_floor_ratio"):
+            target += f", <= {r['target_floor_ratio']}x floor"
+        print(
+            f"| {r['workload']} | {_fmt(r['numpy_s'])} | {_fmt(r['linopt_s'])} "
+            f"| {_fmt(r.get('readable_s'))} | {r['ratio']:.2f} "
+            f"| {_fmt(r['floor_s'])} | {_fmt(r.get('floor_ratio'), 2)} "
+            f"| {_fmt(r.get('compile_s'))} | {target} "
+            f"| {'yes' if r['met'] else 'NO'} |"
+        )
+
+
+def print_scaling(rows):
+    print("\n| workload | N | D | linopt s | elements | ns per element |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        t = r["linopt_s"]
+        print(
+            f"| {r['workload']} | {r['N']} | {r['D']} | {t:.4f} "
+            f"| {r['elements']:.3g} | {t / r['elements'] * 1e9:.3f} |"
+        )
+
+
+def _fmt(value, digits=3):
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the rows to this file")
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 1 min")
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS) + ",scaling",
+        help="comma-separated workloads (and 'scaling') to run",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="trace one linopt call a workload into DIR and "
+        "print its costliest XLA ops",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=INT",
+        help="override one size, e.g. --set tries=200",
+    )
+    args = parser.parse_args(argv)
+    jax.monitoring.register_event_duration_secs_listener(_on_event)
+    size = dict(QUICK if args.quick else FULL)
+    for item in args.set:
+        key, value = item.split("=")
+        if key not in size or isinstance(size[key], tuple):
+            parser.error(f"--set: unknown size {key!r}; one of {sorted(size)}")
+        size[key] = int(value)
+    only = set(args.only.split(","))
+    info = describe_machine()
+    print(json.dumps(info, indent=1))
+    X, y = synthetic(size["N"], size["D"], size["C"])
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    peaks = measure_peaks(X, Xj)
+    rows = []
+    for name, spec in workloads(size, X, y, Xj, yj).items():
+        if name in only:
+            repeats = (
+                size["repeats"]
+                if name in ("minibatch", "full_batch")
+                else size["slow_repeats"]
+            )
+            now = measure_peaks(X, Xj)  # the best seen: the machine is shared
+            peaks = {k: max(v, now[k]) for k, v in peaks.items()}
+            rows.append(measure_workload(name, spec, repeats, peaks))
+            if args.profile:
+                rows[-1]["profile"] = profile(spec["linopt"], f"{args.profile}/{name}")
+                for op, seconds, calls in rows[-1]["profile"]:
+                    print(f"  {op:40.40s} {seconds:9.4f} s {calls:6d} calls")
+            print_table(rows[-1:])
+    if "numerical_gradient" in only:
+        rows += numerical_gradient_rows(size)
+    del Xj, yj
+    scaling_rows = scaling(size, X, y) if "scaling" in only else []
+    info = {**info, "load_after": os.getloadavg(), "peaks": peaks}
+    rows = [with_floor(r, peaks) if "flops" in r else r for r in rows]
+    print(
+        f"\nload average before {info['load_before']}, after {info['load_after']}; "
+        f"peaks: {peaks['flops'] / 1e9:.0f} GFLOP/s float32, "
+        f"{peaks['flops_float64'] / 1e9:.0f} GFLOP/s float64, "
+        f"{peaks['bytes_per_s'] / 1e9:.1f} GB/s read"
+    )
+    print_table(rows)
+    if scaling_rows:
+        print_scaling(scaling_rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                [{**r, "machine": info} for r in rows] + scaling_rows,
+                f,
+                indent=1,
+                default=float,
+            )
+
+
+if __name__ == "__main__":
+    main()
