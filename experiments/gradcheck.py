@@ -161,66 +161,70 @@ def describe(result, summary, shape) -> str:
     return f"W[{c}, {d}] ({worst['group']})"
 
 
+def _e(value, width=9, digits=1) -> str:
+    """A relative error in e-notation, or "-" where none was judged."""
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}e}"
+
+
 def print_table(rows) -> None:
     print(
         f"{'loss':8} {'mode':11} {'checks':>7} {'max rel err':>11} "
         f"{'median':>9} {'worst':24} {'kinks':>5}  verdict"
     )
-    for name, summary, where in rows:
+    for name, s, where in rows:
         print(
-            f"{name:8} {summary['mode']:11} {summary['num_checks']:>7} "
-            f"{summary['max_relative_error']:>11.2e} "
-            f"{summary['median_relative_error']:>9.2e} {where:24} "
-            f"{summary['num_kinks_crossed']:>5}  {summary['verdict']}"
+            f"{name:8} {s['mode']:11} {s['num_checks']:>7} "
+            f"{_e(s['max_relative_error'], 11, 2)} "
+            f"{_e(s['median_relative_error'], 9, 2)} {where:24} "
+            f"{s['num_kinks_crossed']:>5}  {s['verdict']}"
         )
-        if summary["num_kinks_crossed"]:
+        if s["num_kinks_crossed"]:
             print(
                 f"{'':8} at kinks (judged apart): max relative error "
-                f"{summary['max_relative_error_at_kinks']:.2e}, "
-                f"{summary['verdict_at_kinks']}"
+                f"{s['max_relative_error_at_kinks']:.2e}, {s['verdict_at_kinks']}"
             )
 
 
 def write_outputs(workdir, results: dict) -> None:
     """Per-loss CSVs and histograms, and the h sweep as a table and a figure."""
-    curves, columns = (
-        {},
-        {
-            "loss": [],
-            "h": [],
-            "max_relative_error": [],
-            "median_relative_error": [],
-            "num_kinks_crossed": [],
-        },
+    sweep_keys = (
+        "h",
+        "max_relative_error",
+        "median_relative_error",
+        "num_kinks_crossed",
     )
+    columns = {"loss": [], **{key: [] for key in sweep_keys}}
+    curves = {}
     for name, (result, summary) in results.items():
-        runs.write_csv(
-            workdir / f"checks_{name}.csv",
-            {
-                "index": result.index,
-                "group": result.group,
-                "analytic": result.analytic,
-                "numerical": result.numerical,
-                "relative_error": result.relative_error,
-                "kink": result.kink,
-            },
-        )
+        checks = {
+            key: getattr(result, key)
+            for key in (
+                "index",
+                "group",
+                "analytic",
+                "numerical",
+                "relative_error",
+                "kink",
+            )
+        }
+        runs.write_csv(workdir / f"checks_{name}.csv", checks)
         plots.histogram(
             workdir / f"relative_errors_{name}.png",
             result.relative_error,
-            xlabel="relative error",
+            xlabel="relative error (good <= 1e-7, wrong > 1e-2)",
             title=f"{name}: {summary['mode']} check, {summary['num_checks']} values",
         )
-        sweep = summary["h_sweep"]
-        for row in sweep:
+        for row in summary["h_sweep"]:
             columns["loss"].append(name)
-            for key in list(columns)[1:]:
-                columns[key].append(row[key])
-        hs = [row["h"] for row in sweep]
+            for key in sweep_keys:
+                columns[key].append("" if row[key] is None else row[key])
         for stat in ("max", "median"):
+            # log axes: an exact 0 drawn at 1e-17, a sweep point without any
+            # kink-free check left out
+            values = [row[f"{stat}_relative_error"] for row in summary["h_sweep"]]
             curves[f"{name} {stat}"] = (
-                hs,
-                [max(row[f"{stat}_relative_error"], 1e-17) for row in sweep],
+                [row["h"] for row in summary["h_sweep"]],
+                [np.nan if v is None else max(v, 1e-17) for v in values],
             )
     runs.write_csv(workdir / "h_sweep.csv", columns)
     plots.line_plot(
@@ -244,8 +248,7 @@ def print_sweep(results: dict) -> None:
         for n in names:
             row = results[n][1]["h_sweep"][i]
             cells.append(
-                f"{row['max_relative_error']:9.1e} / "
-                f"{row['median_relative_error']:9.1e}"
+                f"{_e(row['max_relative_error'])} / {_e(row['median_relative_error'])}"
             )
         print(f"{step:8.0e} " + " ".join(cells))
 
@@ -256,7 +259,12 @@ def failure_hint(summary) -> str:
         return "float32 cannot reach 1e-7: run without --nox64"
     if METHOD.value == "forward":
         return "forward differences err by O(h): use --method=centered"
-    best = min(summary["h_sweep"], key=lambda row: row["max_relative_error"])
+    if summary["max_relative_error"] is None:
+        return "every check crossed a kink: use a smaller --h"
+    judged = [
+        row for row in summary["h_sweep"] if row["max_relative_error"] is not None
+    ]
+    best = min(judged, key=lambda row: row["max_relative_error"])
     cause = (
         "finite-difference error (truncation at large h, round-off at small h), "
         "not the gradient, is the likely cause"
@@ -349,7 +357,7 @@ def main(argv):
     for name in failed:
         s = summary[name]
         print(
-            f"FAILED: {name}: max relative error {s['max_relative_error']:.2e} "
+            f"FAILED: {name}: max relative error {_e(s['max_relative_error'], 0, 2)} "
             f"({s['verdict']}) > {gradcheck.GOOD:g} at "
             f"{describe(results[name][0], s, W.shape)}; {failure_hint(s)}",
             file=sys.stderr,

@@ -171,7 +171,7 @@ def _run(fun, x, items, reduce, h, method, memory_bytes, chunk_size=None):
         program,
         program.consts,
         x,
-        h,
+        float(h),  # one weak type for every h: a new h never recompiles
         items,
         method=method,
         reduce=reduce,
@@ -475,8 +475,9 @@ def summarize(result: CheckResult) -> dict:
     """Headline numbers and verdicts of a check, JSON-ready.
 
     ``max_relative_error`` is over the checks that cross no kink (those the
-    verdict judges); the ones that cross a kink are summarized apart.
-    ``passed`` is true when that maximum is ``good`` (<= 1e-7).
+    verdict judges; None when every check crossed one, and the verdict then
+    says so); the ones that cross a kink are summarized apart. ``passed`` is
+    true when that maximum is ``good`` (<= 1e-7).
     """
     err, kink = result.relative_error, result.kink
     out = {
@@ -485,9 +486,10 @@ def summarize(result: CheckResult) -> dict:
         "num_checks": int(err.size),
         "num_kinks_crossed": int(kink.sum()),
         "floor": result.floor,
-        "max_relative_error": 0.0,
-        "median_relative_error": 0.0,
+        "max_relative_error": None,
+        "median_relative_error": None,
         "worst": None,
+        "verdict": "unjudged: every check crossed a kink",
     }
     if (~kink).any():
         worst = int(np.flatnonzero(~kink)[np.argmax(err[~kink])])
@@ -500,12 +502,12 @@ def summarize(result: CheckResult) -> dict:
                 "analytic": float(result.analytic[worst]),
                 "numerical": float(result.numerical[worst]),
             },
+            verdict=verdict(float(err[worst])),
         )
     at_kinks = float(err[kink].max()) if kink.any() else None
     out.update(
-        verdict=verdict(out["max_relative_error"]),
         max_relative_error_at_kinks=at_kinks,
         verdict_at_kinks=None if at_kinks is None else verdict(at_kinks),
+        passed=out["verdict"] == "good",
     )
-    out["passed"] = out["verdict"] == "good"
     return out

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from linopt import losses, sharding, strategies
+from linopt import fast, losses, sharding, strategies
 from linopt.data import Dataset
 from linopt.driver import Result
 
@@ -124,7 +124,7 @@ def train(
         "restore": restore,
     }
     if c.strategy == "random_search":
-        return strategies.random_search(
+        return fast.random_search(
             X,
             y,
             key=key,
@@ -134,7 +134,7 @@ def train(
             **common,
         )
     if c.strategy == "random_local_search":
-        return strategies.random_local_search(
+        return fast.random_local_search(
             X,
             y,
             key=key,

@@ -59,7 +59,7 @@ def test_vectorized_equals_loop_to_1e12_exact_arithmetic(method):
         return losses.svm_loss(W, X, y, 0.125)
 
     loop = gradcheck.numerical_gradient_loop(f, W, h=h, method=method)
-    for chunk_size in (None, 1, 7, 45):  # 7 leaves a padded last chunk
+    for chunk_size in (None, 7):  # 7 leaves a padded last chunk
         fast = gradcheck.numerical_gradient(
             f, W, h=h, method=method, chunk_size=chunk_size
         )
@@ -67,8 +67,7 @@ def test_vectorized_equals_loop_to_1e12_exact_arithmetic(method):
         np.testing.assert_allclose(fast, loop, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["svm", "softmax"])
-@pytest.mark.parametrize("method", gradcheck.METHODS)
+@pytest.mark.parametrize("name, method", [("svm", "centered"), ("softmax", "forward")])
 def test_vectorized_matches_loop_up_to_round_off(name, method):
     # Batched and single evaluations of f may round differently (another
     # summation order); the quotients then differ by about eps * |f| / h.
@@ -214,6 +213,20 @@ def test_kink_crossings_match_brute_force():
     assert summary["num_kinks_crossed"] == got.sum()
     assert summary["max_relative_error_at_kinks"] > 1e-4  # judged apart
     assert summary["passed"]  # piecewise linear away from the kinks
+
+
+def test_a_check_with_every_coordinate_at_a_kink_is_unjudged():
+    x = jnp.zeros(5)
+
+    def f(x):
+        return jnp.sum(jax.nn.relu(x))
+
+    result = gradcheck.full_check(f, jax.grad(f)(x), x, kinks=lambda x: x)
+    summary = gradcheck.summarize(result)
+    assert result.kink.all() and summary["num_kinks_crossed"] == 5
+    assert summary["max_relative_error"] is None and not summary["passed"]
+    assert summary["verdict"].startswith("unjudged")
+    assert summary["max_relative_error_at_kinks"] == 1.0  # 0 against 1/2
 
 
 def test_relative_error_and_verdicts():
