@@ -58,7 +58,7 @@ WEIGHT_SCALE = flags.DEFINE_float(
 )
 X64 = flags.DEFINE_bool("x64", True, "Check in float64; --nox64 shows float32 fail.")
 MEMORY_MB = flags.DEFINE_integer(
-    "memory_mb", 64, "Memory for one chunk of perturbed copies of W in the full check."
+    "memory_mb", 32, "Memory for one chunk of perturbed copies of W in the full check."
 )
 
 SWEEP_STEPS = tuple(float(f"1e-{k}") for k in range(1, 11))  # 1e-1 ... 1e-10

@@ -39,7 +39,8 @@ GOOD, KINKS_ONLY, WRONG = 1e-7, 1e-4, 1e-2  # the lecture's verdict bands
 # |a - n| <= 1e-10 |f|. DENOMINATOR_FLOOR is the absolute minimum (0 / 0 guard).
 FLOOR_FRACTION = 1e-3
 DENOMINATOR_FLOOR = 1e-30
-DEFAULT_MEMORY_BYTES = 64 * 2**20
+# Chunks this small stay in cache; a linear model's multiplies stay efficient.
+DEFAULT_MEMORY_BYTES = 32 * 2**20
 
 
 class PrecisionWarning(UserWarning):
@@ -286,14 +287,17 @@ def numerical_gradient_loop(
     return grad
 
 
+def _float64(a) -> np.ndarray:
+    return np.asarray(a).astype(np.float64)  # numpy's cast: no x64 needed
+
+
 def relative_error(analytic, numerical, *, floor: float = DENOMINATOR_FLOOR):
     """The lecture's ``|a - n| / max(|a|, |n|, floor)``, 0 where both are 0.
 
     The checks pass ``floor = FLOOR_FRACTION * |f(x)|`` (see the constants).
     Computed in float64 numpy; arrays of any matching shape.
     """
-    a = np.asarray(analytic, dtype=np.float64)
-    n = np.asarray(numerical, dtype=np.float64)
+    a, n = _float64(analytic), _float64(numerical)
     denominator = np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
     return np.where((a == 0) & (n == 0), 0.0, np.abs(a - n) / denominator)
 
@@ -354,15 +358,13 @@ def _check(
             stacklevel=3,
         )
     options = dict(h=h, method=method, memory_bytes=memory_bytes)
-    numerical = np.asarray(
-        finite_differences(f, x, perturbations, **options), np.float64
-    )
+    numerical = _float64(finite_differences(f, x, perturbations, **options))
     crossed = np.zeros(len(index), dtype=bool)
     if kinks is not None:
         crossed = np.asarray(kink_crossings(kinks, x, perturbations, **options))
     if floor is None:
         floor = max(FLOOR_FRACTION * abs(float(f(x))), DENOMINATOR_FLOOR)
-    analytic = np.asarray(analytic, dtype=np.float64)
+    analytic = _float64(analytic)
     return CheckResult(
         mode,
         np.asarray(index),
@@ -410,7 +412,7 @@ def full_check(
     return _check(
         "full",
         f,
-        np.reshape(analytic, -1),
+        _float64(analytic).reshape(-1),
         x,
         index,
         index,
@@ -436,7 +438,14 @@ def sparse_check(
         names += [name] * take
     index = np.concatenate(index)
     return _check(
-        "sparse", f, np.reshape(analytic, -1)[index], x, index, index, names, **options
+        "sparse",
+        f,
+        _float64(analytic).reshape(-1)[index],
+        x,
+        index,
+        index,
+        names,
+        **options,
     )
 
 
@@ -456,9 +465,7 @@ def directional_check(
         directions.append(u / jnp.linalg.norm(u, axis=1, keepdims=True))
         names += [name] * num_checks
     directions = np.asarray(jnp.concatenate(directions))
-    analytic = directions.astype(np.float64) @ np.reshape(analytic, -1).astype(
-        np.float64
-    )
+    analytic = _float64(directions) @ _float64(analytic).reshape(-1)
     return _check(
         "directional",
         f,

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from experiments import gradcheck as experiment
-from linopt import data, losses
+from linopt import data, gradcheck, losses
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def small_digits(n=10):
-    ds = data.load("digits", dtype=np.float64)
+def small_digits(n=10, dtype=np.float64):
+    ds = data.load("digits", dtype=dtype)
     X, y = jnp.asarray(ds.X_train[:n]), jnp.asarray(ds.y_train[:n])
     W = experiment.default_weight_scale(X) * jax.random.normal(
-        jax.random.key(0), (ds.num_classes, ds.dim), jnp.float64
+        jax.random.key(0), (ds.num_classes, ds.dim), X.dtype
     )
     return W, X, y
 
@@ -96,18 +96,24 @@ def test_a_failing_check_exits_nonzero_naming_the_loss(run_module, tmp_path):
     assert summary["failed"] == ["softmax"] and "svm" not in summary
 
 
-def test_float32_run_fails_with_a_warning(run_module, tmp_path):
-    proc = run_module(
-        "gradcheck",
-        "--nox64",
-        "--loss=svm",
-        "--mode=directional",
-        "--num_examples=8",
-        "--num_checks=4",
-        f"--workdir={tmp_path / 'run'}",
-    )
-    assert proc.returncode == 1
-    assert "PrecisionWarning" in proc.stderr and "FAILED: svm" in proc.stderr
+def test_float32_check_fails_with_a_warning():
+    W, X, y = small_digits(dtype=np.float32)
+    with pytest.warns(gradcheck.PrecisionWarning, match="float32"):
+        result, summary = experiment.check_loss(
+            "softmax",
+            W,
+            X,
+            y,
+            reg=1e-3,
+            h=1e-5,
+            method="centered",
+            mode="directional",
+            num_checks=4,
+            key=jax.random.key(1),
+        )
+    assert result.dtype == "float32" and not summary["passed"]
+    assert summary["max_relative_error"] > 1e-5
+    assert min(row["max_relative_error"] for row in summary["h_sweep"]) > 1e-7
 
 
 @pytest.mark.parametrize("flag", ["--h=0", "--num_checks=0"])
