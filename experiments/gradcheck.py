@@ -297,10 +297,10 @@ def validate_flags() -> None:
 def main(argv):
     del argv
     validate_flags()
-    workdir = common.start_run("gradcheck")
     names = ["svm", "softmax"] if LOSS.value == "both" else [LOSS.value]
     dtype = np.float64 if X64.value else np.float32
     with jax.enable_x64(X64.value):
+        workdir = common.start_run("gradcheck")  # inside: config records x64
         ds = data.load(
             common.DATASET.value,
             data_dir=common.data_dir(),

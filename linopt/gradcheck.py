@@ -140,6 +140,7 @@ def _finite_differences(
     # scores of a linear model one plain (N, D) @ (D, C * batch) multiply.
     evaluate = jax.vmap(lambda z: program(consts, z.reshape(x.shape)), in_axes=1)
     column = x.reshape(-1, 1)
+    base = None if centered else program(consts, x)[None]  # f(x), once
 
     def one_chunk(chunk):
         if chunk.ndim == 1:  # one-hot, built where it is used (never stored)
@@ -151,7 +152,7 @@ def _finite_differences(
             )
         values = evaluate(perturbed)
         plus = values[:chunk_size]
-        other = values[chunk_size:] if centered else program(consts, x)[None]
+        other = values[chunk_size:] if centered else base
         if reduce == "kinks":
             changed = (plus > 0) != (other > 0)
             return jnp.any(changed.reshape(chunk_size, -1), axis=1)

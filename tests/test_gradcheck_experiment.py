@@ -75,7 +75,7 @@ def test_end_to_end_on_digits(run_module, tmp_path):
     assert (out / "h_sweep.png").read_bytes()[:8] == PNG
     assert len((out / "h_sweep.csv").read_text().splitlines()) == 21
     config = json.loads((out / "config.json").read_text())
-    assert config["flags"]["mode"] == "full"
+    assert config["flags"]["mode"] == "full" and config["environment"]["x64"]
     assert "max rel err" in proc.stdout and "good" in proc.stdout
 
 
