@@ -39,7 +39,8 @@ GOOD, KINKS_ONLY, WRONG = 1e-7, 1e-4, 1e-2  # the lecture's verdict bands
 # |a - n| <= 1e-10 |f|. DENOMINATOR_FLOOR is the absolute minimum (0 / 0 guard).
 FLOOR_FRACTION = 1e-3
 DENOMINATOR_FLOOR = 1e-30
-# Chunks this small stay in cache; a linear model's multiplies stay efficient.
+# Small enough for the chunk's perturbed copies to stay in a CPU's last-level
+# cache, large enough for a linear model's multiply to run near peak.
 DEFAULT_MEMORY_BYTES = 32 * 2**20
 
 
