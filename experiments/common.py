@@ -61,8 +61,8 @@ def data_dir() -> str | None:
     return os.path.expanduser(DATA_DIR.value) if DATA_DIR.value else None
 
 
-def load_data():
-    """The --dataset, preprocessed (see linopt.data.load)."""
+def load_data(dtype="float32"):
+    """The --dataset, preprocessed (see linopt.data.load), in ``dtype``."""
     from linopt import data
 
     return data.load(
@@ -71,6 +71,7 @@ def load_data():
         seed=SEED.value,
         download=DOWNLOAD.value,
         progress=True,
+        dtype=dtype,
     )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import data, gradcheck, losses, plots, runs
+from linopt import gradcheck, losses, plots, runs
 
 LOSS = flags.DEFINE_enum("loss", "both", ["svm", "softmax", "both"], "Loss to check.")
 NUM_EXAMPLES = flags.DEFINE_integer(
@@ -57,8 +57,16 @@ WEIGHT_SCALE = flags.DEFINE_float(
     "weight_scale", None, "W = weight_scale * randn (default: unit-variance scores)."
 )
 X64 = flags.DEFINE_bool("x64", True, "Check in float64; --nox64 shows float32 fail.")
+UNITS = flags.DEFINE_enum(
+    "units",
+    "feature",
+    ["feature", "parameter"],
+    "What --h is measured in: feature (W[:, j] steps by h / rms(X[:, j]), so "
+    "weights on 0..255 pixels and the bias are both checked at their best h) "
+    "or parameter (every W[c, j] steps by h, the lecture's loop).",
+)
 MEMORY_MB = flags.DEFINE_integer(
-    "memory_mb", 32, "Memory for one chunk of perturbed copies of W in the full check."
+    "memory_mb", 128, "Memory for one chunk of perturbed copies of W in the full check."
 )
 
 SWEEP_STEPS = tuple(float(f"1e-{k}") for k in range(1, 11))  # 1e-1 ... 1e-10
@@ -95,13 +103,17 @@ def check_loss(
     num_checks,
     key,
     gradient=None,
+    units="feature",
     memory_bytes=gradcheck.DEFAULT_MEMORY_BYTES,
 ):
     """Check ``gradient`` (default ``jax.grad`` of loss ``name``) at ``W``.
 
-    Returns ``(result, summary)``: the :class:`linopt.gradcheck.CheckResult` and
-    its summary, with ``h_sweep`` (the sparse sample's errors for each h in
-    1e-1 ... 1e-10) added.
+    ``units="feature"`` checks in :func:`linopt.gradcheck.in_units` of
+    :func:`linopt.gradcheck.feature_scale` of ``X`` (partials and the worst
+    check's values are then per unit of feature scale). Returns ``(result,
+    summary)``: the :class:`linopt.gradcheck.CheckResult` and its summary,
+    with ``h_sweep`` (the sparse sample's errors for each h in 1e-1 ... 1e-10)
+    added.
     """
     loss = losses.get(name)
 
@@ -110,6 +122,10 @@ def check_loss(
 
     analytic = jax.grad(f)(W) if gradient is None else gradient
     kinks = svm_margins(X, y) if name == "svm" else None
+    if units == "feature":
+        f, analytic, W, kinks = gradcheck.in_units(
+            gradcheck.feature_scale(X), f, analytic, W, kinks=kinks
+        )
     common_kw = dict(
         groups=gradcheck.bias_column_groups(W.shape),
         kinks=kinks,
@@ -301,13 +317,7 @@ def main(argv):
     dtype = np.float64 if X64.value else np.float32
     with jax.enable_x64(X64.value):
         workdir = common.start_run("gradcheck")  # inside: config records x64
-        ds = data.load(
-            common.DATASET.value,
-            data_dir=common.data_dir(),
-            seed=common.SEED.value,
-            progress=True,
-            dtype=dtype,
-        )
+        ds = common.load_data(dtype=dtype)
         X = jnp.asarray(ds.X_train[: NUM_EXAMPLES.value])
         y = jnp.asarray(ds.y_train[: NUM_EXAMPLES.value])
         scale = WEIGHT_SCALE.value or default_weight_scale(X)
@@ -325,6 +335,7 @@ def main(argv):
                 mode=MODE.value,
                 num_checks=NUM_CHECKS.value,
                 key=key_check,
+                units=UNITS.value,
                 memory_bytes=MEMORY_MB.value * 2**20,
             )
             for name in names
@@ -341,6 +352,7 @@ def main(argv):
         weight_scale=scale,
         x64=X64.value,
         h=H.value,
+        units=UNITS.value,
         method=METHOD.value,
         reg=REG.value,
     )
@@ -349,7 +361,8 @@ def main(argv):
     print(
         f"gradient check: {common.DATASET.value}, {X.shape[0]} examples, "
         f"W {tuple(W.shape)} at scale {scale:.3g}, reg {REG.value:g}, "
-        f"h {H.value:g} {METHOD.value}, {'float64' if X64.value else 'float32'}"
+        f"h {H.value:g} {METHOD.value} in {UNITS.value} units, "
+        f"{'float64' if X64.value else 'float32'}"
     )
     print_table([(n, s, describe(r, s, W.shape)) for n, (r, s) in results.items()])
     print_sweep(results)

@@ -1,5 +1,6 @@
 """linopt.gradcheck: finite differences, relative error, the three checks."""
 
+import functools
 import warnings
 
 import jax
@@ -299,29 +300,6 @@ def test_chunks_follow_the_memory_budget():
     np.testing.assert_array_equal(tight, gradcheck.numerical_gradient(f, W, h=h))
 
 
-def test_cifar10_shaped_softmax_all_coordinates():
-    # 30,730 coordinates, float64; Gaussian features (see the report: raw
-    # 0..255 pixels add truncation error of about h^2 x^3 at h = 1e-5).
-    ds = data.make_synthetic(
-        num_train=20, num_val=1, num_test=1, dim=3072, seed=0, dtype=np.float64
-    )
-    X, y = jnp.asarray(ds.X_train), jnp.asarray(ds.y_train)
-    W = jax.random.normal(jax.random.key(0), (10, 3073)) / np.sqrt(
-        np.mean(np.sum(ds.X_train**2, 1))
-    )
-
-    def f(W):
-        return losses.softmax_loss(W, X, y, REG)
-
-    summary = gradcheck.summarize(
-        gradcheck.full_check(
-            f, jax.grad(f)(W), W, groups=gradcheck.bias_column_groups(W.shape)
-        )
-    )
-    assert summary["num_checks"] == 30730
-    assert summary["max_relative_error"] <= 1e-7, summary
-
-
 def test_bad_arguments():
     W, X, y = problem()
 
@@ -339,3 +317,67 @@ def test_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # float64: no precision warning
         gradcheck.full_check(f, jax.grad(f)(W), W)
+
+
+def pixel_problem(n=20):
+    """CIFAR-10's shape and scale: 0..255 pixels, preprocessed as linopt does
+    (train mean subtracted, bias column), W giving unit-variance scores."""
+    rng = np.random.default_rng(7)
+    images = np.clip(rng.normal(120, 64, (n, 3072)), 0, 255).astype(np.uint8)
+    _, X = data.preprocess(images, dtype=np.float64)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    scale = 1 / np.sqrt(np.mean(np.sum(X**2, 1)))
+    W = jax.random.normal(jax.random.key(2), (10, X.shape[1])) * scale
+    return W, jnp.asarray(X), jnp.asarray(y)
+
+
+def test_pixel_features_need_feature_units():
+    # With h in W's own units, 1e-5 moves a pixel weight's scores ~60 times
+    # more than the bias's: truncation (h^2 x^3) spoils the softmax check on
+    # raw pixels. In feature units every coordinate gets its best step and
+    # all 30,730 coordinates reach 1e-7, kinks counted apart for the SVM.
+    W, X, y = pixel_problem()
+    groups = gradcheck.bias_column_groups(W.shape)
+    scale = gradcheck.feature_scale(X)
+    assert scale.shape == (1, 3073) and float(scale[0, -1]) == 1.0
+    for name in ("softmax", "svm"):
+        f = functools.partial(losses.get(name), X=X, y=y, reg=REG)
+        kinks = margins_of(X, y) if name == "svm" else None
+        analytic = jax.grad(f)(W)
+        if name == "softmax":
+            plain = gradcheck.summarize(
+                gradcheck.full_check(f, analytic, W, groups=groups)
+            )
+            assert plain["max_relative_error"] > 1e-6, plain
+        units = gradcheck.in_units(scale, f, analytic, W, kinks=kinks)
+        np.testing.assert_allclose(units.x / scale, W, rtol=1e-15)
+        summary = gradcheck.summarize(
+            gradcheck.full_check(
+                units.f, units.analytic, units.x, kinks=units.kinks, groups=groups
+            )
+        )
+        assert summary["num_checks"] == 30730
+        assert summary["max_relative_error"] <= 1e-7, (name, summary)
+        assert summary["max_relative_error_at_kinks"] is None or name == "svm"
+
+
+def test_feature_units_still_catch_wrong_gradients():
+    W, X, y = pixel_problem(n=8)
+
+    def f(W):
+        return losses.softmax_loss(W, X, y, REG)
+
+    for bug in (missing_factor_two, bias_sign_flipped):
+        units = gradcheck.in_units(
+            gradcheck.feature_scale(X), f, bug(W, X, y, "softmax"), W
+        )
+        summary = gradcheck.summarize(
+            gradcheck.sparse_check(
+                units.f,
+                units.analytic,
+                units.x,
+                jax.random.key(0),
+                groups=gradcheck.bias_column_groups(W.shape),
+            )
+        )
+        assert not summary["passed"] and summary["max_relative_error"] > 1e-6
