@@ -1,21 +1,16 @@
-"""Fast paths for the lecture's search strategies, tested against the readable ones.
+"""A fast path for the lecture's random local search, tested against the readable one.
 
-The strategies in :mod:`linopt.strategies` say what the lecture does; the two
-here do the same arithmetic in the order this hardware likes, as the profiles
-in ``BENCHMARKS.md`` asked for. Both have the strategy shape of
-:mod:`linopt.strategies` and run on :func:`linopt.driver.run`.
+:class:`linopt.strategies.RandomLocalSearch` says what the lecture does; the
+one here does the same arithmetic in the order this hardware likes, as the
+profiles in ``BENCHMARKS.md`` asked for. It has the strategy shape of
+:mod:`linopt.strategies` and runs on :func:`linopt.driver.run`.
 
-* :class:`RandomSearch`: the same tries, scored class-major,
-  ``tries @ X.T`` of shape ``(P * C, N)`` instead of ``X @ tries.T``. The
-  matrix multiply is the whole cost, and XLA's CPU kernels run the wide
-  ``(P * C, D) x (D, N)`` product about 20% faster than the tall one.
-* :class:`BlockedRandomLocalSearch`: the lecture's random local search with
-  the same proposals and the same sequential accept/reject, but one matrix
-  multiply ``[W; delta_1 .. delta_K] @ X.T`` reads ``X`` once for ``K``
-  proposals (the readable path reads it once per proposal). The scores of
-  proposal ``k`` are ``S + delta_k @ X.T``, where ``S`` holds the scores of
-  the current weights: recomputed from ``W`` at each block, updated on each
-  accept.
+:class:`BlockedRandomLocalSearch` makes the same proposals and the same
+sequential accept/reject, but one matrix multiply ``[W; delta_1 .. delta_K] @
+X.T`` reads ``X`` once for ``K`` proposals (the readable path reads it once per
+proposal). The scores of proposal ``k`` are ``S + delta_k @ X.T``, where ``S``
+holds the scores of the current weights: recomputed from ``W`` at each block,
+updated on each accept.
 
 Rounding: the sums are formed in another order, so a loss can differ from the
 readable path's in its last bits (about ``1e-7`` of it). The decisions are the
@@ -37,80 +32,6 @@ import numpy as np
 from linopt import losses, strategies
 from linopt.driver import Data, Result, run
 from linopt.strategies import State
-
-
-def per_example_class_major(loss: str, S, y):
-    """Per-example losses of class-major scores ``S: (..., C, N)``, shape ``(..., N)``.
-
-    The formula of :data:`linopt.losses.PER_EXAMPLE`, on the swapped axes:
-    XLA fuses the transpose into one loop over ``S``. (Reducing over the class
-    axis where it lies instead hands the sum to a library reduction, ten
-    times slower here at ``C = 10``.)
-    """
-    y = y.reshape((1,) * (S.ndim - 2) + y.shape)  # same rank, broadcast
-    return losses.PER_EXAMPLE[loss](jnp.swapaxes(S, -1, -2), y)
-
-
-@dataclasses.dataclass(frozen=True)
-class RandomSearch(strategies.RandomSearch):
-    """:class:`linopt.strategies.RandomSearch` with class-major scores.
-
-    The same tries (``scale * normal(key, (P, C, D))``), losses to rounding,
-    and best try.
-    """
-
-    def step(self, state, key, data):
-        C, D = state.params.shape
-        tries = state.hparams["scale"] * jax.random.normal(
-            key, (self.population, C, D), state.params.dtype
-        )
-        s = (tries.reshape(-1, D) @ data.X.T).reshape(self.population, C, -1)
-        per_example = per_example_class_major(self.loss, s, data.y)  # (P, N)
-        l2 = state.hparams["reg"] * jnp.sum(tries * tries, axis=(1, 2))
-        try_losses = jnp.mean(per_example, axis=1) + l2  # (P,)
-        best = jnp.argmin(try_losses)
-        better = try_losses[best] < state.aux
-        params = jnp.where(better, tries[best], state.params)
-        best_loss = jnp.where(better, try_losses[best], state.aux)
-        new = State(params, state.step + 1, state.hparams, best_loss)
-        return new, {"loss": try_losses, "best_loss": best_loss}
-
-
-def random_search(
-    X,
-    y,
-    *,
-    key,
-    num_tries: int = 1000,
-    scale=1e-4,
-    reg=0.0,
-    loss: str = "svm",
-    population: int = 100,
-    num_classes: int | None = None,
-    **run_kwargs,
-) -> Result:
-    """:func:`linopt.strategies.random_search` on :class:`RandomSearch`.
-
-    The same arguments, tries and result; see there.
-    """
-    population = max(
-        p for p in range(1, min(population, num_tries) + 1) if num_tries % p == 0
-    )
-    if num_classes is None:
-        num_classes = int(np.max(np.asarray(y))) + 1
-    params = jnp.zeros((num_classes, np.shape(X)[1]), jnp.float32)
-    return strategies._start(
-        RandomSearch(loss, population),
-        X,
-        y,
-        key,
-        params,
-        num_classes=num_classes,
-        init_scale=0.0,
-        hparams={"scale": scale, "reg": reg},
-        num_steps=num_tries // population,
-        run_kwargs=run_kwargs,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +77,7 @@ class BlockedRandomLocalSearch:
         G = (stacked @ data.X.T).reshape(self.block + 1, C, -1)  # (K + 1, C, N)
 
         def loss_of(W, S):
-            mean = jnp.mean(per_example_class_major(self.loss, S, data.y))
+            mean = jnp.mean(losses.per_example_class_major(self.loss, S, data.y))
             return mean + losses.l2_penalty(W, reg)
 
         S = G[0]

@@ -124,7 +124,7 @@ def train(
         "restore": restore,
     }
     if c.strategy == "random_search":
-        return fast.random_search(
+        return strategies.random_search(
             X,
             y,
             key=key,

@@ -51,7 +51,6 @@ STRATEGIES = [
     strategies.GradientDescent(),  # full batch
     strategies.GradientDescent(batch_size=8),
     strategies.GradientDescent(batch_size=8, sampling="epoch", optimizer="adam"),
-    fast.RandomSearch(population=5),
     fast.BlockedRandomLocalSearch(block=3),
 ]
 
@@ -123,7 +122,6 @@ PUBLIC = [
     (strategies.random_local_search, "step_size", dict(num_steps=6)),
     (strategies.gradient_descent, "learning_rate", dict(num_steps=6)),
     (strategies.minibatch, "learning_rate", dict(num_steps=6, batch_size=8)),
-    (fast.random_search, "scale", dict(num_tries=10, population=5)),
     (fast.random_local_search, "step_size", dict(num_steps=6, block=3)),
 ]
 
