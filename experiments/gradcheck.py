@@ -287,10 +287,13 @@ def failure_hint(summary) -> str:
         if best["max_relative_error"] <= gradcheck.GOOD
         else "the gradient itself is the likely cause"
     )
-    return (
+    hint = (
         f"the h sweep's sampled coordinates do best at h={best['h']:g} "
         f"({best['max_relative_error']:.1e}), so {cause}"
     )
+    if UNITS.value == "parameter" and best["max_relative_error"] <= gradcheck.GOOD:
+        hint += "; --units=feature gives every coordinate its own best step"
+    return hint
 
 
 def validate_flags() -> None:

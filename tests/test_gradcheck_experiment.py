@@ -66,6 +66,7 @@ def test_end_to_end_on_digits(run_module, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["passed"]
+    assert summary["units"] == "feature"
     for name in ("svm", "softmax"):
         assert summary[name]["max_relative_error"] <= 1e-7
         assert summary[name]["num_checks"] == 650
