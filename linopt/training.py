@@ -52,11 +52,12 @@ ASSIGNMENT = {
 }
 # linopt's CIFAR-10 default: the same 1,500 plain-SGD steps of batch 200, with a
 # larger learning rate decayed 20x over the run and less reg. On the lossy
-# CIFAR-10 copy: test accuracy 0.385-0.390 (SVM) and 0.386-0.389 (softmax) over
-# seeds 0-2, against 0.353-0.368 for the assignment's values.
+# CIFAR-10 copy: test accuracy 0.385-0.390 (SVM) and 0.399-0.404 (softmax;
+# the softmax sweep's best cell by validation accuracy) over seeds 0-2, against
+# 0.353-0.368 for the assignment's values.
 _CIFAR10 = {
     "svm": {"learning_rate": 1e-6, "reg": 5e3},
-    "softmax": {"learning_rate": 2e-6, "reg": 2e3},
+    "softmax": {"learning_rate": 5e-6, "reg": 500.0},
 }
 _DECAYED = {"schedule": "exponential", "decay_rate": 0.05}
 _SMALL = {  # digits and synthetic: features of order 1-10, not 0-255
