@@ -19,9 +19,11 @@ import itertools
 import numpy as np
 from absl import flags
 
-from experiments import common, interrupt, progress
-from linopt import data, optimizers, plots, runs, sharding, strategies, training
+from experiments import common, interrupt, optimizer_flags, progress
+from linopt import data, plots, runs, sharding, strategies, training
 from linopt import sweep as sweeps
+
+flags.adopt_module_key_flags(optimizer_flags)  # listed in --help
 
 LEARNING_RATES = flags.DEFINE_list(
     "learning_rates", None, "Learning rates of the grid (default: a preset)."
@@ -37,21 +39,6 @@ STRATEGY = flags.DEFINE_enum(
 )
 NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Updates of every cell.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
-OPTIMIZER = flags.DEFINE_enum(
-    "optimizer",
-    None,
-    list(optimizers.OPTIMIZERS),
-    "optax optimizer (default: the preset's).",
-)
-SCHEDULE = flags.DEFINE_enum(
-    "schedule",
-    None,
-    list(optimizers.SCHEDULES),
-    "Learning-rate schedule (default: the preset's).",
-)
-DECAY_RATE = flags.DEFINE_float("decay_rate", None, "Schedule's decay per decay_steps.")
-DECAY_STEPS = flags.DEFINE_integer("decay_steps", None, "Steps per decay.")
-MOMENTUM = flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 NUM_DEVICES = flags.DEFINE_integer(
     "num_devices", 1, "Devices to split the training examples over."
 )
@@ -99,11 +86,7 @@ _REPORTED = (
 _SETTINGS = {
     "num_steps": NUM_STEPS,
     "batch_size": BATCH_SIZE,
-    "optimizer": OPTIMIZER,
-    "schedule": SCHEDULE,
-    "decay_rate": DECAY_RATE,
-    "decay_steps": DECAY_STEPS,
-    "momentum": MOMENTUM,
+    **optimizer_flags.SETTINGS,
 }
 
 
@@ -142,7 +125,7 @@ def validate_flags() -> dict:
             SEEDS, int, lambda v: 0 <= v < 2**31, "integers in [0, 2**31)"
         ),
     }
-    for name in ("num_steps", "batch_size", "decay_steps"):
+    for name in ("num_steps", "batch_size"):
         value = _SETTINGS[name].value
         require(value is None or value >= 1, f"--{name} must be >= 1, got {value}")
     for flag, name in ((NUM_TRAIN, "num_train"), (CHUNK_SIZE, "chunk_size")):
@@ -150,14 +133,7 @@ def validate_flags() -> dict:
             flag.value is None or flag.value >= 1,
             f"--{name} must be >= 1, got {flag.value}",
         )
-    require(
-        DECAY_RATE.value is None or DECAY_RATE.value > 0,
-        f"--decay_rate must be > 0, got {DECAY_RATE.value}",
-    )
-    require(
-        MOMENTUM.value is None or 0 <= MOMENTUM.value < 1,
-        f"--momentum must be in [0, 1), got {MOMENTUM.value}",
-    )
+    optimizer_flags.validate()
     sharding.check_num_devices(NUM_DEVICES.value)
     return lists
 

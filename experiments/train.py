@@ -16,17 +16,18 @@ import sys
 
 from absl import flags
 
-from experiments import common, interrupt, progress
+from experiments import common, interrupt, optimizer_flags, progress
 from linopt import (
     checkpoint,
     data,
-    optimizers,
     plots,
     runs,
     sharding,
     strategies,
     training,
 )
+
+flags.adopt_module_key_flags(optimizer_flags)  # listed in --help
 
 STRATEGY = flags.DEFINE_enum(
     "strategy",
@@ -56,18 +57,6 @@ STEP_SIZE = flags.DEFINE_float(
 POPULATION = flags.DEFINE_integer(
     "population", None, "Random search: tries per matrix multiply."
 )
-OPTIMIZER = flags.DEFINE_enum(
-    "optimizer", None, list(optimizers.OPTIMIZERS), "optax optimizer (default sgd)."
-)
-SCHEDULE = flags.DEFINE_enum(
-    "schedule",
-    None,
-    list(optimizers.SCHEDULES),
-    "Learning-rate schedule (default constant).",
-)
-DECAY_RATE = flags.DEFINE_float("decay_rate", None, "Schedule's decay per decay_steps.")
-DECAY_STEPS = flags.DEFINE_integer("decay_steps", None, "Steps per decay.")
-MOMENTUM = flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 SAMPLING = flags.DEFINE_enum(
     "sampling",
     None,
@@ -102,11 +91,7 @@ _HPARAM_FLAGS = {
     "search_scale": SEARCH_SCALE,
     "step_size": STEP_SIZE,
     "population": POPULATION,
-    "optimizer": OPTIMIZER,
-    "schedule": SCHEDULE,
-    "decay_rate": DECAY_RATE,
-    "decay_steps": DECAY_STEPS,
-    "momentum": MOMENTUM,
+    **optimizer_flags.SETTINGS,
     "sampling": SAMPLING,
     "chunk_size": CHUNK_SIZE,
 }
@@ -115,7 +100,7 @@ _HPARAM_FLAGS = {
 def validate_flags() -> None:
     require = common.require
     common.check_data_flags()
-    positive = ("num_steps", "batch_size", "population", "decay_steps", "chunk_size")
+    positive = ("num_steps", "batch_size", "population", "chunk_size")
     for name in positive:
         value = _HPARAM_FLAGS[name].value
         require(value is None or value >= 1, f"--{name} must be >= 1, got {value}")
@@ -123,14 +108,7 @@ def validate_flags() -> None:
         value = _HPARAM_FLAGS[name].value
         require(value is None or value > 0, f"--{name} must be > 0, got {value}")
     require(REG.value is None or REG.value >= 0, f"--reg must be >= 0, got {REG.value}")
-    require(
-        DECAY_RATE.value is None or DECAY_RATE.value > 0,
-        f"--decay_rate must be > 0, got {DECAY_RATE.value}",
-    )
-    require(
-        MOMENTUM.value is None or 0 <= MOMENTUM.value < 1,
-        f"--momentum must be in [0, 1), got {MOMENTUM.value}",
-    )
+    optimizer_flags.validate()
     require(
         NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
         f"--num_train must be >= 1, got {NUM_TRAIN.value}",
