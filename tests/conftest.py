@@ -32,3 +32,33 @@ def run_module(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture
+def check_lectures_local_search():
+    """Replay the lecture's random local search in numpy (float64) on the
+    proposals a linopt run with ``key`` draws (proposal ``t`` is ``W +
+    step_size * normal(fold_in(run_key, t))``), and check the run's decisions,
+    losses and final weights against it."""
+    import numpy as np
+
+    from benchmarks import references
+    from linopt import strategies
+
+    def check(result, key, X, y, *, num_steps, step_size, init_scale, num_classes):
+        init_key, run_key = jax.random.split(key)
+        W = strategies.init_params(init_key, num_classes, X.shape[1], init_scale)
+        W = np.asarray(W, np.float64)
+        X = np.asarray(X, np.float64)
+        best = references.svm_loss(W.T, X, y)
+        for t in range(num_steps):
+            noise = jax.random.normal(jax.random.fold_in(run_key, t), W.shape)
+            W_try = W + step_size * np.asarray(noise, np.float64)
+            loss = references.svm_loss(W_try.T, X, y)
+            assert bool(result.metrics["accepted"][t]) == (loss < best)
+            if loss < best:
+                W, best = W_try, loss
+            assert result.losses[t] == pytest.approx(best, rel=1e-5)
+        np.testing.assert_allclose(result.params, W, rtol=1e-5, atol=1e-6)
+
+    return check

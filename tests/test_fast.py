@@ -44,33 +44,13 @@ def test_blocked_local_search_makes_the_readable_decisions(ds, loss, block):
     assert blocked.losses.shape == blocked.metrics["accepted"].shape == (280,)
 
 
-def test_blocked_local_search_replays_the_lectures_loop(ds):
-    """Proposal t is W + step * normal(fold_in(run_key, t)), kept if better."""
+def test_blocked_local_search_replays_the_lectures_loop(
+    ds, check_lectures_local_search
+):
     key = jax.random.key(2)
-    r = fast.random_local_search(
-        ds.X_train,
-        ds.y_train,
-        key=key,
-        num_steps=60,
-        step_size=0.05,
-        init_scale=0.01,
-        num_classes=4,
-        block=20,
-    )
-    init_key, run_key = jax.random.split(key)
-    W = np.asarray(strategies.init_params(init_key, 4, ds.dim, 0.01), np.float64)
-    X, y = ds.X_train.astype(np.float64), ds.y_train
-    WT = np.ascontiguousarray(W.T)
-    best = references.svm_loss(WT, X, y)
-    for t in range(60):
-        noise = jax.random.normal(jax.random.fold_in(run_key, t), W.shape)
-        W_try = W + 0.05 * np.asarray(noise, np.float64)
-        loss = references.svm_loss(W_try.T, X, y)
-        assert bool(r.metrics["accepted"][t]) == (loss < best)
-        if loss < best:
-            W, best = W_try, loss
-        assert r.losses[t] == pytest.approx(best, rel=1e-5)
-    np.testing.assert_allclose(r.params, W, rtol=1e-5, atol=1e-6)
+    args = dict(num_steps=60, step_size=0.05, init_scale=0.01, num_classes=4)
+    r = fast.random_local_search(ds.X_train, ds.y_train, key=key, block=20, **args)
+    check_lectures_local_search(r, key, ds.X_train, ds.y_train, **args)
 
 
 def test_blocked_local_search_does_not_depend_on_chunking(ds):

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import references
 from linopt import data, driver, losses, strategies
 
 
@@ -13,13 +14,6 @@ def ds():
     return data.make_synthetic(
         num_train=300, num_val=50, num_test=50, dim=12, num_classes=4, seed=3
     )
-
-
-def numpy_svm(W, X, y):
-    s = X @ W.T
-    m = np.maximum(0, s - s[np.arange(len(y)), y][:, None] + 1.0)
-    m[np.arange(len(y)), y] = 0
-    return m.sum(axis=1).mean()
 
 
 def test_random_search_keeps_the_best_try(ds):
@@ -34,8 +28,8 @@ def test_random_search_keeps_the_best_try(ds):
     assert r.losses.shape == (60,)  # population 15: the largest divisor <= 16
     best = np.argmin(r.losses)
     np.testing.assert_allclose(
-        numpy_svm(
-            r.params.astype(np.float64), ds.X_train.astype(np.float64), ds.y_train
+        references.svm_loss(
+            r.params.astype(np.float64).T, ds.X_train.astype(np.float64), ds.y_train
         ),
         r.losses[best],
         rtol=1e-5,
@@ -58,31 +52,11 @@ def test_random_search_population_losses_are_each_tries_loss(ds):
     np.testing.assert_allclose(metrics["loss"], want, rtol=1e-5)
 
 
-def test_random_local_search_is_the_lectures_algorithm(ds):
+def test_random_local_search_is_the_lectures_algorithm(ds, check_lectures_local_search):
     key = jax.random.key(1)
-    r = strategies.random_local_search(
-        ds.X_train,
-        ds.y_train,
-        key=key,
-        num_steps=40,
-        step_size=0.05,
-        init_scale=0.01,
-        num_classes=4,
-    )
-    # Replay the lecture's loop in numpy with the same proposals.
-    init_key, run_key = jax.random.split(key)
-    W = np.asarray(strategies.init_params(init_key, 4, ds.dim, 0.01), np.float64)
-    X, y = ds.X_train.astype(np.float64), ds.y_train
-    best = numpy_svm(W, X, y)
-    for t in range(40):
-        noise = jax.random.normal(jax.random.fold_in(run_key, t), W.shape, jnp.float32)
-        W_try = W + 0.05 * np.asarray(noise, np.float64)
-        loss = numpy_svm(W_try, X, y)
-        assert bool(r.metrics["accepted"][t]) == (loss < best)
-        if loss < best:
-            W, best = W_try, loss
-        assert r.losses[t] == pytest.approx(best, rel=1e-5)
-    np.testing.assert_allclose(r.params, W, rtol=1e-5, atol=1e-6)
+    args = dict(num_steps=40, step_size=0.05, init_scale=0.01, num_classes=4)
+    r = strategies.random_local_search(ds.X_train, ds.y_train, key=key, **args)
+    check_lectures_local_search(r, key, ds.X_train, ds.y_train, **args)
 
 
 @pytest.mark.parametrize(
