@@ -20,6 +20,25 @@ def scores(W: jax.Array, X: jax.Array) -> jax.Array:
     return X @ W.T
 
 
+def margins(s: jax.Array, y: jax.Array, delta: float = SVM_DELTA):
+    """The SVM's hinge arguments ``s_j - s_y + delta`` and where they count.
+
+    The one home of the margin: the hinge, its gradient, the landscape's
+    linear pieces and the gradient check's kinks all call this.
+
+    Args:
+      s: ``(..., C)`` scores.
+      y: ``(...)`` int labels.
+      delta: the margin the SVM asks for (1 in the lecture).
+    Returns:
+      ``(margins, is_correct)``, both ``(..., C)``: ``is_correct`` marks the
+      true class, whose entry (always ``delta``) is no hinge.
+    """
+    correct = jnp.take_along_axis(s, y[..., None], axis=-1)
+    is_correct = jax.nn.one_hot(y, s.shape[-1], dtype=bool)
+    return s - correct + delta, is_correct
+
+
 def multiclass_hinge(s: jax.Array, y: jax.Array, delta: float = SVM_DELTA):
     """Per-example Weston-Watkins hinge ``sum_{j != y_i} max(0, s_j - s_y + delta)``.
 
@@ -32,10 +51,8 @@ def multiclass_hinge(s: jax.Array, y: jax.Array, delta: float = SVM_DELTA):
     Returns:
       ``(...)`` per-example losses.
     """
-    correct = jnp.take_along_axis(s, y[..., None], axis=-1)
-    margins = jax.nn.relu(s - correct + delta)
-    is_correct = jax.nn.one_hot(y, s.shape[-1], dtype=bool)
-    return jnp.sum(jnp.where(is_correct, 0.0, margins), axis=-1)
+    m, is_correct = margins(s, y, delta)
+    return jnp.sum(jnp.where(is_correct, 0.0, jax.nn.relu(m)), axis=-1)
 
 
 def softmax_cross_entropy(s: jax.Array, y: jax.Array) -> jax.Array:
@@ -71,10 +88,8 @@ def svm_gradient(W, X, y, reg=0.0, *, delta: float = SVM_DELTA) -> jax.Array:
     ``dL_i/dw_j = 1(s_j - s_y + delta > 0) x_i`` for ``j != y_i`` and
     ``dL_i/dw_y = -(number of such j) x_i``.
     """
-    s = scores(W, X)
-    correct = jnp.take_along_axis(s, y[:, None], axis=1)
-    is_correct = jax.nn.one_hot(y, W.shape[0], dtype=bool)
-    active = jnp.where(is_correct, False, s - correct + delta > 0).astype(X.dtype)
+    m, is_correct = margins(scores(W, X), y, delta)
+    active = jnp.where(is_correct, False, m > 0).astype(X.dtype)
     coef = active - is_correct * jnp.sum(active, axis=1, keepdims=True)
     return coef.T @ X / X.shape[0] + 2 * reg * W
 
