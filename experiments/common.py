@@ -1,96 +1,97 @@
-"""What every experiment shares: data flags, the run folder, one-line errors.
+"""What every experiment shares: the shared flags, flags -> config, one-line errors.
 
-An experiment defines its own flags, then calls :func:`run` with its ``main``.
+Each flag is defined once, here when two or more experiments use it, else in
+its experiment's module; its name is the config field it sets. Flags default
+to ``None`` ("not given"): the config's own default or the preset table fills
+what is not given, so no default lives here. An experiment module is::
+
+    FLAG = flags.DEFINE_...(...)          # its own flags, if any
+
+    def run(config, workdir=None) -> dict:  # the experiment, as a function
+        ...
+
+    if __name__ == "__main__":
+        common.main(SomeConfig, run)
+
 A user's mistake (bad flag, missing data, unwritable folder) ends with one line
-on stderr and exit code 2 (1 for problems found in data files), never a
-traceback, unless ``--debug`` asks for one.
+on stderr (``error: ...``) and exit code 2 (1 for problems found in data
+files), never a traceback, unless ``--debug`` asks for one.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import functools
+import re
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from absl import app, flags, logging
 
-from linopt import runs
-from linopt.data import DATASETS
+from linopt import configs, runs
 from linopt.errors import DataError, LinoptError
 
-DATASET = flags.DEFINE_enum(
-    "dataset",
-    "digits",
-    list(DATASETS),
-    "Data set; digits is embedded and needs no network.",
+# Every experiment.
+flags.DEFINE_enum(
+    "dataset", None, list(configs.DATASETS), "Data set; digits needs no network."
 )
-DATA_DIR = flags.DEFINE_string(
+flags.DEFINE_string(
     "data_dir", None, "CIFAR-10 folder (default $LINOPT_DATA or ~/.cache/linopt)."
 )
-SEED = flags.DEFINE_integer("seed", 0, "Seed of every random choice of the run.")
-WORKDIR = flags.DEFINE_string(
+flags.DEFINE_string(
     "workdir", None, "Output folder (default: a new runs/<experiment>-<time>)."
 )
+flags.DEFINE_integer("seed", None, "Seed of the data split and every random choice.")
+flags.DEFINE_bool("download", None, "Download CIFAR-10 when it is not in --data_dir.")
+flags.DEFINE_integer("num_train", None, "Use only this many training examples.")
 DEBUG = flags.DEFINE_bool("debug", False, "Show full tracebacks of errors.")
-DOWNLOAD = flags.DEFINE_bool(
-    "download", True, "Download CIFAR-10 when it is not in --data_dir."
+# Two or more experiments.
+flags.DEFINE_enum(
+    "loss",
+    None,
+    [*configs.LOSSES, "both"],
+    "Loss function (gradcheck: both checks both).",
 )
+flags.DEFINE_float("reg", None, "L2 strength: loss + reg * sum(W**2).")
+flags.DEFINE_enum(
+    "strategy",
+    None,
+    [*configs.STRATEGIES, "all"],
+    "Search strategy; train's 'all' runs and compares every one.",
+)
+flags.DEFINE_enum(
+    "preset",
+    None,
+    ["linopt", "assignment"],
+    "Defaults of unset hyperparameters: linopt's tuned values, or the CS231n "
+    "assignment's (cifar10: lr 1e-7, reg 2.5e4, 1,500 steps of 200).",
+)
+flags.DEFINE_integer("num_steps", None, "Updates (tries for random search).")
+flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
+flags.DEFINE_float("init_scale", None, "Starting weights init_scale * randn(C, D).")
+flags.DEFINE_integer("num_examples", None, "Use the first N training examples.")
+flags.DEFINE_integer(
+    "num_devices",
+    None,
+    "Devices the training examples are split over (data parallelism); on CPU, "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N.",
+)
+flags.DEFINE_integer(
+    "chunk_size", None, "Steps per compiled chunk (progress granularity)."
+)
+flags.DEFINE_enum(
+    "optimizer", None, list(configs.OPTIMIZERS), "optax optimizer of the updates."
+)
+flags.DEFINE_enum("schedule", None, list(configs.SCHEDULES), "Learning-rate schedule.")
+flags.DEFINE_float("decay_rate", None, "The schedule's factor per decay_steps.")
+flags.DEFINE_integer("decay_steps", None, "Steps per decay (default: a preset).")
+flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 
-
-class UsageError(LinoptError):
-    """A flag value or combination that cannot work."""
-
-
-def require(condition: bool, message: str) -> None:
-    """Stop with ``message`` (one line, exit 2) unless ``condition`` holds."""
-    if not condition:
-        raise UsageError(message)
-
-
-def check_data_flags() -> None:
-    if DATA_DIR.value is not None:
-        require(DATA_DIR.value.strip() != "", "--data_dir is empty; give a folder")
-        path = Path(DATA_DIR.value).expanduser()
-        require(
-            not path.exists() or path.is_dir(),
-            f"--data_dir {DATA_DIR.value!r} is a file; give a folder",
-        )
-
-
-def data_dir() -> str | None:
-    return os.path.expanduser(DATA_DIR.value) if DATA_DIR.value else None
-
-
-def load_data(dtype="float32"):
-    """The --dataset, preprocessed (see linopt.data.load), in ``dtype``."""
-    from linopt import data
-
-    return data.load(
-        DATASET.value,
-        data_dir=data_dir(),
-        seed=SEED.value,
-        download=DOWNLOAD.value,
-        progress=True,
-        dtype=dtype,
-    )
-
-
-def flag_values() -> dict:
-    """Every flag this program defined (not absl's own), by name."""
-    values = {}
-    for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
-        if module.startswith("absl."):
-            continue
-        for flag in module_flags:
-            values[flag.name] = flag.value
-    return values
-
-
-def start_run(experiment: str) -> Path:
-    """Make the run folder and write ``config.json`` into it."""
-    workdir = runs.make_workdir(WORKDIR.value, experiment)
-    runs.write_config(workdir, flag_values(), SEED.value)
-    return workdir
+FIRST = ("dataset", "data_dir", "workdir", "seed", "loss", "strategy")
+LAST = ("download", "num_train", "debug")
+_NOT_CONFIG = ("workdir", "debug")
 
 
 def fail(message: str, code: int) -> None:
@@ -98,30 +99,188 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def run(main) -> None:
-    """``absl.app.run(main)``, with user errors shown as one line."""
+def as_flags(message: str, names) -> str:
+    """A library message about field ``x`` reworded about flag ``--x``."""
+    pattern = r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b"
+    return re.sub(pattern, r"--\1", message)
+
+
+def _field_value(field: dataclasses.Field, value):
+    """A flag's value as the field's type (lists of numbers become tuples)."""
+    if isinstance(value, list):
+        kind = int if "int" in str(field.type) else float
+        try:
+            return tuple(kind(v) for v in value)
+        except ValueError:
+            raise ValueError(
+                f"{field.name} must be a comma-separated list of "
+                f"{kind.__name__}s, got {','.join(value)!r}"
+            ) from None
+    return value
+
+
+def given_flags() -> dict:
+    """The flags given on the command line (not absl's own), by name."""
+    return {
+        name: flags.FLAGS[name].value
+        for name in flags.FLAGS
+        if flags.FLAGS[name].present and not _is_absl(name)
+    }
+
+
+def _is_absl(name: str) -> bool:
+    module = flags.FLAGS.find_module_defining_flag(name) or ""
+    return module.startswith("absl.")
+
+
+def config_from_flags(config_type):
+    """The config the command line asks for: given flags, else the config's defaults.
+
+    Raises:
+      ValueError: a flag that is not this experiment's, or a bad value (the
+        config's own check).
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_type)}
+    values = {}
+    for name, value in given_flags().items():
+        if name in _NOT_CONFIG:
+            continue
+        if name not in fields:
+            raise ValueError(f"{name} is not a flag of this experiment; see --help")
+        values[name] = _field_value(fields[name], value)
+    return config_type(**values)
+
+
+def _help(config_type, config, sources: dict, doc: str) -> str:
+    """--help: the flags that matter first, each with the value it will take."""
+    fields = [f.name for f in dataclasses.fields(config_type)]
+    order = [n for n in FIRST if n in fields or n in _NOT_CONFIG]
+    order += [n for n in fields if n not in order and n not in LAST]
+    order += [n for n in LAST if n in fields or n in _NOT_CONFIG]
+    lines = [doc.strip(), "", "flags (value this run would take, and where from):"]
+    given = given_flags()
+    for name in order:
+        value = getattr(config, name, None) if config is not None else None
+        if name == "workdir":
+            value = flags.FLAGS.workdir or "a new runs/<experiment>-<time>"
+        if name == "debug":
+            value = flags.FLAGS.debug
+        if isinstance(value, tuple):
+            value = ",".join(f"{v:g}" for v in value)
+        origin = (
+            "given"
+            if name in given
+            else (f"preset {sources[name]}" if name in sources else "default")
+        )
+        if value is None:
+            value, origin = "-", "does not apply here"
+        lines.append(f"  --{name}={value}  [{origin}]")
+        lines.append(f"      {flags.FLAGS[name].help}")
+    lines += ["", "--helpfull lists every flag, absl's included."]
+    return "\n".join(lines)
+
+
+def main(
+    config_type,
+    run: Callable,
+    *,
+    exit_code: Callable[[dict], int] | None = None,
+) -> None:
+    """The command line of one experiment: flags -> config -> ``run(config, workdir)``.
+
+    Args:
+      config_type: the experiment's config class (``linopt.configs``).
+      run: the experiment, ``run(config, workdir) -> summary``.
+      exit_code: the process's exit status from the summary (default 0, or
+        128 + the signal for a run stopped by one).
+    """
+    doc = sys.modules["__main__"].__doc__ or ""
+    field_names = [f.name for f in dataclasses.fields(config_type)]
+    help_asked = False
+
+    def parse_flags(argv):
+        nonlocal help_asked
+        helps = {"-h", "--help", "--helpshort"}
+        help_asked = any(a in helps for a in argv[1:])
+        argv = [a for a in argv if a not in helps]
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            fail(f"{e}; see --help", 2)
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # jax's backend probing is noise
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags look like --name=value", 2)
         try:
-            return main(argv)
+            config = config_from_flags(config_type)
+            resolved, sources = configs.resolve(config)
+        except ValueError as e:
+            if help_asked:
+                print(_help(config_type, None, {}, doc))
+                return 0
+            if DEBUG.value:
+                raise
+            fail(as_flags(str(e), field_names), 2)
+        if help_asked:
+            print(_help(config_type, resolved, sources, doc))
+            return 0
+        try:
+            summary = run(config, flags.FLAGS.workdir)
         except LinoptError as e:
             if DEBUG.value:
                 raise
-            fail(str(e), 1 if isinstance(e, DataError) else 2)
+            fail(as_flags(str(e), field_names), 1 if isinstance(e, DataError) else 2)
         except KeyboardInterrupt:
             # Runs with chunks save their results first (experiments.interrupt);
             # a one-shot computation has nothing partial to keep.
             if DEBUG.value:
                 raise
-            fail("interrupted before any result was complete; nothing written", 130)
-
-    def parse_flags(argv):
-        try:
-            return flags.FLAGS(argv)
-        except flags.Error as e:
-            fail(f"{e}; see --helpfull", 2)
+            fail("interrupted before any result was complete", 130)
+        code = exit_code(summary) if exit_code is not None else 0
+        if summary.get("stopped_by"):  # the shell's convention: 128 + the signal
+            code = 128 + signal.Signals[summary["stopped_by"]].value
+        sys.exit(code)
 
     app.run(guarded, flags_parser=parse_flags)
+
+
+# ---------------------------------------------------------------- run helpers
+
+
+def start(workdir, experiment: str, config, sources: dict) -> Path:
+    """Make the run folder and write ``config.json`` (the resolved config and
+    the preset row of each filled field) into it.
+
+    Raises ``LinoptError`` for a folder that cannot be written.
+    """
+    path = runs.make_workdir(workdir, experiment)
+    runs.write_config(path, config, sources)
+    return path
+
+
+def load_data(config, dtype="float32"):
+    """The config's data set, preprocessed (see ``linopt.data.load``).
+
+    The last two data sets loaded are kept, so experiments run one after
+    another in one process (reproduce, the tests) read and preprocess once.
+    """
+    from linopt import data
+
+    data_dir = str(Path(config.data_dir).expanduser()) if config.data_dir else None
+    ds = _load(config.dataset, data_dir, config.seed, config.download, str(dtype))
+    return data.subset(ds, config.num_train)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(dataset, data_dir, seed, download, dtype):
+    from linopt import data
+
+    return data.load(
+        dataset,
+        data_dir=data_dir,
+        seed=seed,
+        download=download,
+        progress=True,
+        dtype=dtype,
+    )

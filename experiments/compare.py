@@ -7,9 +7,10 @@ import numpy as np
 from linopt import plots, runs
 
 
-def write(workdir, results: dict, dataset: str) -> None:
-    """``comparison.csv``, ``comparison.md``, loss against loss evaluations
-    and against wall time (each strategy's per-step loss history)."""
+def write(workdir, results: dict, dataset: str) -> dict:
+    """``comparison.csv``, ``comparison.md``, ``summary.json``, loss against
+    loss evaluations and against wall time (each strategy's per-step loss
+    history). Returns the summary."""
     names = list(results)
     keys = (
         "status",
@@ -33,14 +34,13 @@ def write(workdir, results: dict, dataset: str) -> None:
         ]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     runs.atomic_write_text(workdir / "comparison.md", "\n".join(lines) + "\n")
-    runs.write_json(
-        workdir / "summary.json",
-        {
-            "status": "completed",
-            "dataset": dataset,
-            "strategies": {n: {k: results[n][k] for k in keys} for n in names},
-        },
-    )
+    statuses = {results[n]["status"] for n in names}
+    summary = {
+        "status": "interrupted" if "interrupted" in statuses else "completed",
+        "dataset": dataset,
+        "strategies": {n: {k: results[n][k] for k in keys} for n in names},
+    }
+    runs.write_json(workdir / "summary.json", summary)
 
     by_evals, by_time = {}, {}
     for n in names:
@@ -68,3 +68,4 @@ def write(workdir, results: dict, dataset: str) -> None:
         logy=True,
         title=f"strategies on {dataset}",
     )
+    return summary

@@ -28,6 +28,10 @@ class StopOnSignal:
             file=sys.stderr,
         )
 
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)

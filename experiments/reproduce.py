@@ -3,64 +3,69 @@
     python -m experiments.reproduce                                  # digits
     python -m experiments.reproduce --dataset=cifar10 --data_dir=...  # the real thing
 
-Runs every experiment of the lecture in order, each as its own command in a
+Runs every experiment of the lecture in order, in this process, each in a
 subfolder of --workdir (so each keeps its own files, figures and summary),
 then writes ``report.md`` (a "lecture / measured" table for every number the
 lecture gives, every figure embedded by relative path) and ``summary.json``.
+In Python: ``run(linopt.configs.ReproduceConfig(...))``.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import dataclasses
 import time
 
 import jax
 from absl import flags
 
-from experiments import common
-from linopt import lecture, losses, runs
+from experiments import common, gradcheck, landscape, step_size, train
+from linopt import configs, lecture, losses, runs
+from linopt.errors import LinoptError
 
-NUM_TRIES = flags.DEFINE_integer(
-    "num_tries", 1000, "Tries of random search and random local search."
+flags.DEFINE_integer(
+    "num_tries", None, "Tries of random search and random local search."
 )
 
-# (section, folder, experiment module, extra flags), in the lecture's order.
+# (section, folder, experiment, its config's own fields), in the lecture's order.
 EXPERIMENTS = [
-    ("1. Loss landscape", "landscape", "landscape", []),
-    ("2. Random search", "random_search", "train", ["--strategy=random_search"]),
+    ("1. Loss landscape", "landscape", landscape, {}),
+    ("2. Random search", "random_search", train, {"strategy": "random_search"}),
     (
         "3. Random local search",
         "random_local_search",
-        "train",
-        ["--strategy=random_local_search"],
+        train,
+        {"strategy": "random_local_search"},
     ),
-    ("4-5. Numerical vs analytic gradient", "gradcheck", "gradcheck", []),
-    ("6. Step sizes (SVM)", "step_size_svm", "step_size", ["--loss=svm"]),
-    ("6. Step sizes (softmax)", "step_size_softmax", "step_size", ["--loss=softmax"]),
+    ("4-5. Numerical vs analytic gradient", "gradcheck", gradcheck, {}),
+    ("6. Step sizes (SVM)", "step_size_svm", step_size, {"loss": "svm"}),
+    ("6. Step sizes (softmax)", "step_size_softmax", step_size, {"loss": "softmax"}),
     (
         "7. Gradient descent",
         "gradient_descent",
-        "train",
-        ["--strategy=gradient_descent"],
+        train,
+        {"strategy": "gradient_descent"},
     ),
-    ("8. Mini-batch GD (SVM)", "minibatch_svm", "train", ["--strategy=minibatch"]),
+    ("8. Mini-batch GD (SVM)", "minibatch_svm", train, {"strategy": "minibatch"}),
     (
         "8. Mini-batch GD (softmax)",
         "minibatch_softmax",
-        "train",
-        ["--strategy=minibatch", "--loss=softmax"],
+        train,
+        {"strategy": "minibatch", "loss": "softmax"},
     ),
-    ("8. Stochastic GD", "sgd", "train", ["--strategy=sgd"]),
+    ("8. Stochastic GD", "sgd", train, {"strategy": "sgd"}),
 ]
+_CONFIGS = {
+    train: configs.TrainConfig,
+    gradcheck: configs.GradcheckConfig,
+    landscape: configs.LandscapeConfig,
+    step_size: configs.StepSizeConfig,
+}
 
 
-def sanity_losses() -> dict:
+def sanity_losses(config: configs.ReproduceConfig) -> dict:
     """SVM and softmax losses at a nearly zero W: about C - 1 and ln C."""
-    ds = common.load_data()
-    W = 1e-7 * jax.random.normal(
-        jax.random.key(common.SEED.value), (ds.num_classes, ds.dim)
-    )
+    ds = common.load_data(config)
+    W = 1e-7 * jax.random.normal(jax.random.key(config.seed), (ds.num_classes, ds.dim))
     return {
         "svm_sanity": float(losses.svm_loss(W, ds.X_train, ds.y_train)),
         "softmax_sanity": float(losses.softmax_loss(W, ds.X_train, ds.y_train)),
@@ -68,25 +73,28 @@ def sanity_losses() -> dict:
     }
 
 
-def run_experiment(module: str, folder, extra: list[str]) -> tuple[int, str, float]:
-    args = [
-        sys.executable,
-        "-m",
-        f"experiments.{module}",
-        *extra,
-        f"--dataset={common.DATASET.value}",
-        f"--seed={common.SEED.value}",
-        f"--workdir={folder}",
-        f"--download={common.DOWNLOAD.value}",
-    ]
-    if common.DATA_DIR.value:
-        args.append(f"--data_dir={common.data_dir()}")
-    if module == "train" and "--strategy=random" in " ".join(extra):
-        args.append(f"--num_steps={NUM_TRIES.value}")
+def experiment_config(config: configs.ReproduceConfig, module, own: dict):
+    """The experiment's config: the data fields of ``config``, its own fields."""
+    data = {
+        f.name: getattr(config, f.name) for f in dataclasses.fields(configs.DataConfig)
+    }
+    if module is train and own["strategy"].startswith("random"):
+        own = {**own, "num_steps": config.num_tries}
+    return _CONFIGS[module](**data, **own)
+
+
+def run_experiment(module, config, folder) -> tuple[dict, str, float]:
+    """Run one experiment in process: ``(summary, status, seconds)``."""
     start = time.perf_counter()
-    # stdout is kept for the log; progress bars (stderr) pass straight through.
-    proc = subprocess.run(args, stdout=subprocess.PIPE, text=True)
-    return proc.returncode, proc.stdout, time.perf_counter() - start
+    try:
+        summary = module.run(config, folder)
+        status = summary.get("status", "failed")
+        if module is gradcheck and not summary.get("passed", True):
+            status = "check failed"
+    except LinoptError as e:
+        print(f"error: {e}")
+        summary, status = {}, "failed"
+    return summary, status, time.perf_counter() - start
 
 
 def read_summary(folder) -> dict:
@@ -161,13 +169,13 @@ def step_size_table(measured: dict) -> list[str]:
     return lines
 
 
-def write_report(workdir, measured: dict) -> None:
+def write_report(workdir, measured: dict, config) -> None:
     lines = [
-        f"# The lecture, reproduced on {common.DATASET.value}",
+        f"# The lecture, reproduced on {config.dataset}",
         "",
         "Each experiment's files (config, summary, metrics, figures) are in the "
         "folder of its name. Numbers from `python -m experiments.reproduce "
-        f"--dataset={common.DATASET.value}`, seed {common.SEED.value}.",
+        f"--dataset={config.dataset}`, seed {config.seed}.",
         "",
         "## Lecture / measured",
         "",
@@ -208,48 +216,45 @@ def write_report(workdir, measured: dict) -> None:
     runs.atomic_write_text(workdir / "report.md", "\n".join(lines) + "\n")
 
 
-def main(argv):
-    del argv
-    common.check_data_flags()
-    common.require(
-        NUM_TRIES.value >= 1, f"--num_tries must be >= 1, got {NUM_TRIES.value}"
-    )
+def run(config: configs.ReproduceConfig, workdir=None) -> dict:
+    """Every experiment of the lecture in order; ``report.md``; the summary."""
     measured = {
-        "sanity": sanity_losses(),
+        "sanity": sanity_losses(config),
         "experiments": {},
         "runs": {},
         "lecture": {k: v for k, v in vars(lecture).items() if k.isupper()},
     }
-    workdir = common.start_run("reproduce")
-    failed = []
-    for section, folder, module, extra in EXPERIMENTS:
+    path = common.start(workdir, "reproduce", config, {})
+    failed, stopped_by = [], None
+    for section, folder, module, own in EXPERIMENTS:
         print(f"== {section}", flush=True)
-        code, stdout, seconds = run_experiment(module, workdir / folder, extra)
-        summary = read_summary(workdir / folder)
-        status = summary.get("status", "failed") if code in (0, 1) else "failed"
-        if code == 1 and module == "gradcheck":
-            status = "check failed"  # gradcheck exits 1 on a failed verdict
+        sub = experiment_config(config, module, own)
+        summary, status, seconds = run_experiment(module, sub, path / folder)
         measured["experiments"][folder] = summary
-        measured["runs"][folder] = {
-            "status": status,
-            "exit_code": code,
-            "seconds": seconds,
-        }
-        print(stdout.strip().splitlines()[-1] if stdout.strip() else "", flush=True)
-        if code != 0:
+        measured["runs"][folder] = {"status": status, "seconds": seconds}
+        if status not in ("completed", "diverged"):
             failed.append(folder)
-        if code in (130, 143):  # interrupted: report what there is and stop
+        if summary.get("stopped_by"):  # interrupted: report what there is, stop
+            stopped_by = summary["stopped_by"]
             break
-        runs.write_json(workdir / "summary.json", {"status": "running", **measured})
+        runs.write_json(path / "summary.json", {"status": "running", **measured})
     status = "completed" if not failed else "failed: " + ", ".join(failed)
-    runs.write_json(workdir / "summary.json", {"status": status, **measured})
-    write_report(workdir, measured)
-    print(f"\nreport: {workdir / 'report.md'}")
+    summary = {"status": status, **measured}
+    if stopped_by:
+        summary["stopped_by"] = stopped_by
+    runs.write_json(path / "summary.json", summary)
+    write_report(path, measured, config)
+    print(f"\nreport: {path / 'report.md'}")
     for a, b, c in comparison_rows(measured):
         print(f"  {a:<55} lecture {b:>14}   measured {c}")
     if failed:
-        common.fail(f"these experiments did not complete: {', '.join(failed)}", 1)
+        print(f"these experiments did not complete: {', '.join(failed)}")
+    return summary
 
 
 if __name__ == "__main__":
-    common.run(main)
+    common.main(
+        configs.ReproduceConfig,
+        run,
+        exit_code=lambda s: 0 if s["status"] == "completed" else 1,
+    )

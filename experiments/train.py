@@ -4,180 +4,94 @@
     python -m experiments.train --dataset=cifar10 --loss=softmax
     python -m experiments.train --strategy=all                  # compare them all
 
-Hyperparameters left unset take the preset of the data set and loss
-(linopt.training.preset). Writes config.json, summary.json, metrics.csv,
-loss_curve.png, templates.png and params.npy into --workdir.
+Hyperparameters left unset take the preset of the data set, loss and strategy
+(linopt.presets; --help shows each value and its row). Writes config.json,
+summary.json, metrics.csv, loss_curve.png, templates.png (image data) and
+params.npy into --workdir; --strategy=all writes one folder per strategy and a
+comparison. In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from absl import flags
 
-from experiments import common, interrupt, optimizer_flags, progress
-from linopt import (
-    checkpoint,
-    data,
-    plots,
-    runs,
-    sharding,
-    strategies,
-    training,
-)
+from experiments import common, interrupt, progress
+from linopt import checkpoint, configs, plots, runs, sharding, strategies, training
+from linopt.errors import LinoptError
 
-flags.adopt_module_key_flags(optimizer_flags)  # listed in --help
-
-STRATEGY = flags.DEFINE_enum(
-    "strategy",
-    "minibatch",
-    [*strategies.STRATEGIES, "all"],
-    "Search strategy; 'all' runs and compares every one.",
-)
-LOSS = flags.DEFINE_enum("loss", "svm", ["svm", "softmax"], "Loss function.")
-PRESET = flags.DEFINE_enum(
-    "preset",
-    "linopt",
-    list(training.PRESETS),
-    "Defaults for unset flags: linopt's tuned values, or the CS231n assignment's "
-    "(cifar10: lr 1e-7, reg 2.5e4, 1,500 steps of 200).",
-)
-NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Updates (tries for searches).")
-BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
-LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Step size of GD updates.")
-REG = flags.DEFINE_float("reg", None, "L2 strength: loss + reg * sum(W**2).")
-INIT_SCALE = flags.DEFINE_float("init_scale", None, "Start from init_scale * randn.")
-SEARCH_SCALE = flags.DEFINE_float(
-    "search_scale", None, "Random search: tries are search_scale * randn."
-)
-STEP_SIZE = flags.DEFINE_float(
-    "step_size", None, "Random local search: proposals W + step_size * randn."
-)
-POPULATION = flags.DEFINE_integer(
-    "population", None, "Random search: tries per matrix multiply."
-)
-SAMPLING = flags.DEFINE_enum(
+flags.DEFINE_float("learning_rate", None, "Step size of the gradient updates.")
+flags.DEFINE_enum(
     "sampling",
     None,
     ["replacement", "epoch"],
-    "Mini-batches drawn with replacement or per-epoch shuffles.",
+    "Mini-batches drawn with replacement or from a shuffle each epoch.",
 )
-NUM_TRAIN = flags.DEFINE_integer(
-    "num_train", None, "Use only this many train examples."
+flags.DEFINE_float(
+    "search_scale", None, "Random search: tries are search_scale * randn."
 )
-NUM_DEVICES = flags.DEFINE_integer(
-    "num_devices",
-    1,
-    "Devices the training examples are split over (data parallelism); on CPU, "
-    "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N.",
+flags.DEFINE_integer("population", None, "Random search: tries per matrix multiply.")
+flags.DEFINE_float(
+    "step_size", None, "Random local search: proposals W + step_size * randn."
 )
-CHUNK_SIZE = flags.DEFINE_integer(
-    "chunk_size", None, "Steps per compiled chunk (progress granularity)."
+flags.DEFINE_integer(
+    "block", None, "Random local search: proposals scored per pass over X."
 )
-CHECKPOINT_EVERY = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "checkpoint_every", None, "Save the whole run state every this many steps."
 )
-RESUME = flags.DEFINE_bool(
-    "resume", False, "Continue from the checkpoint in --workdir."
-)
-
-_HPARAM_FLAGS = {
-    "num_steps": NUM_STEPS,
-    "batch_size": BATCH_SIZE,
-    "learning_rate": LEARNING_RATE,
-    "reg": REG,
-    "init_scale": INIT_SCALE,
-    "search_scale": SEARCH_SCALE,
-    "step_size": STEP_SIZE,
-    "population": POPULATION,
-    **optimizer_flags.SETTINGS,
-    "sampling": SAMPLING,
-    "chunk_size": CHUNK_SIZE,
-}
+flags.DEFINE_bool("resume", None, "Continue from the checkpoint in --workdir.")
 
 
-def validate_flags() -> None:
-    require = common.require
-    common.check_data_flags()
-    positive = ("num_steps", "batch_size", "population", "chunk_size")
-    for name in positive:
-        value = _HPARAM_FLAGS[name].value
-        require(value is None or value >= 1, f"--{name} must be >= 1, got {value}")
-    for name in ("learning_rate", "init_scale", "search_scale", "step_size"):
-        value = _HPARAM_FLAGS[name].value
-        require(value is None or value > 0, f"--{name} must be > 0, got {value}")
-    require(REG.value is None or REG.value >= 0, f"--reg must be >= 0, got {REG.value}")
-    optimizer_flags.validate()
-    require(
-        NUM_TRAIN.value is None or NUM_TRAIN.value >= 1,
-        f"--num_train must be >= 1, got {NUM_TRAIN.value}",
-    )
-    sharding.check_num_devices(NUM_DEVICES.value)
-    require(
-        CHECKPOINT_EVERY.value is None or CHECKPOINT_EVERY.value >= 1,
-        f"--checkpoint_every must be >= 1, got {CHECKPOINT_EVERY.value}",
-    )
-    require(
-        not RESUME.value or common.WORKDIR.value,
-        "--resume needs the --workdir of the run to continue",
-    )
-
-
-def make_config(strategy: str) -> training.TrainConfig:
-    """Flags given on the command line, else the preset, else the default."""
-    values = training.preset(common.DATASET.value, LOSS.value, strategy, PRESET.value)
-    values.update({k: f.value for k, f in _HPARAM_FLAGS.items() if f.value is not None})
-    if CHECKPOINT_EVERY.value and CHUNK_SIZE.value is None:
-        values["chunk_size"] = CHECKPOINT_EVERY.value  # a checkpoint per chunk
-    return training.TrainConfig(
-        strategy=strategy,
-        loss=LOSS.value,
-        seed=common.SEED.value,
-        num_devices=NUM_DEVICES.value,
-        **values,
-    )
-
-
-def check_config(config: training.TrainConfig, ds: data.Dataset) -> None:
+def check_config(config: configs.TrainConfig, ds) -> None:
+    """What a config can only be checked against once the data are loaded."""
     n = len(ds.y_train)
     sharding.check_num_devices(config.num_devices, n)  # the rows split evenly
-    if config.strategy == "minibatch" and config.sampling == "epoch":
-        common.require(
-            config.batch_size <= n,
-            f"--batch_size={config.batch_size} "
-            f"exceeds the {n} training examples; lower it",
-        )
+    if config.sampling == "epoch" and config.batch_size is not None:
+        if config.batch_size > n:
+            raise LinoptError(
+                f"batch_size={config.batch_size} exceeds the {n} training "
+                "examples; lower it"
+            )
 
 
-def checkpointing(config, workdir):
-    """``(on_chunk, restore)`` for --checkpoint_every and --resume."""
+def checkpointing(config: configs.TrainConfig, workdir):
+    """``(save, restore)`` for ``checkpoint_every`` and ``resume`` (None if off).
+
+    Checked before anything is written, so a refused resume changes nothing.
+    """
     path = workdir / "checkpoint.npz"
     meta = {"config": dataclasses.asdict(config)}
     save = None
-    if CHECKPOINT_EVERY.value:
+    if config.checkpoint_every:
 
         def save(p):
             checkpoint.save(path, p.state, p.key, p.metrics, {**meta, "step": p.step})
 
-    restore = None
-    if RESUME.value:
-        common.require(
-            path.exists(),
-            f"--resume: no {path}; run with --checkpoint_every first, or drop --resume",
+    if not config.resume:
+        return save, None
+    if not path.exists():
+        raise LinoptError(
+            f"resume: no {path}; run with checkpoint_every first, or drop resume"
+        )
+    # A resumed run may be extended (num_steps); nothing else may change.
+    saved = checkpoint.read_meta(path)["config"]
+    ignored = ("num_steps", "resume", "checkpoint_every")
+    differ = sorted(
+        k
+        for k in {*saved, *meta["config"]}
+        if k not in ignored and saved.get(k) != meta["config"].get(k)
+    )
+    if differ:
+        raise LinoptError(
+            f"resume: {path} was saved with other {', '.join(differ)}; "
+            "resume with the same values"
         )
 
-        # A resumed run may be extended (num_steps); nothing else may change.
-        saved = checkpoint.read_meta(path)["config"]
-        common.require(
-            {k: v for k, v in saved.items() if k != "num_steps"}
-            == {k: v for k, v in meta["config"].items() if k != "num_steps"},
-            f"--resume: {path} was saved with other flags; resume with the same flags",
-        )
-
-        def restore(fresh_state, key):
-            state, history, _ = checkpoint.load(path, fresh_state, key)
-            return state, history
+    def restore(fresh_state, key):
+        state, history, _ = checkpoint.load(path, fresh_state, key)
+        return state, history
 
     return save, restore
 
@@ -196,23 +110,26 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
         )
     summary = training.summarize(config, result, ds)
     summary["config"] = dataclasses.asdict(config)
+    if stop.requested:
+        summary["stopped_by"] = stop.signal_name
     columns = {"step": range(1, len(result.losses) + 1), "loss": result.losses}
     runs.write_csv(workdir / "metrics.csv", columns)
     runs.save_array(workdir / "params.npy", result.params)
+    runs.write_json(workdir / "summary.json", summary)  # before the figures
     plots.loss_curve(
         workdir / "loss_curve.png",
         result.losses,
-        title=f"{config.strategy}, {config.loss} on {common.DATASET.value}",
+        title=f"{config.strategy}, {config.loss} on {config.dataset}",
         smooth=50 if config.strategy in ("minibatch", "sgd") else 0,
     )
-    plots.class_templates(
-        workdir / "templates.png",
-        result.params,
-        ds.image_shape,
-        ds.class_names,
-        title=f"{config.strategy} weights",
-    )
-    runs.write_json(workdir / "summary.json", summary)
+    if len(ds.image_shape) >= 2:  # the weights of image data drawn as images
+        plots.class_templates(
+            workdir / "templates.png",
+            result.params,
+            ds.image_shape,
+            ds.class_names,
+            title=f"{config.strategy} weights",
+        )
     if result.status == "diverged":
         print(
             f"warning: {config.strategy} diverged (a non-finite loss) at step "
@@ -222,45 +139,56 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
     return {**summary, "losses": result.losses}
 
 
-def main(argv):
-    del argv
+def run(config: configs.TrainConfig, workdir=None) -> dict:
+    """Train ``config.strategy`` (every strategy for ``"all"``); write every output.
+
+    Args:
+      config: unset hyperparameters are filled from the preset table.
+      workdir: the run folder (default: a new ``runs/train-<time>``).
+    Returns:
+      the summary (``summary.json``); for ``"all"``, the comparison's, with
+      each strategy's summary under ``"strategies"``.
+    """
     sharding.initialize_distributed()  # multi-host: see linopt.sharding
-    validate_flags()
-    ds = common.load_data()
-    ds = data.subset(ds, NUM_TRAIN.value)
-    names = strategies.STRATEGIES if STRATEGY.value == "all" else (STRATEGY.value,)
-    configs = {name: make_config(name) for name in names}
-    if STRATEGY.value == "all" and NUM_STEPS.value is None:
-        configs = {
-            n: dataclasses.replace(c, num_steps=1000) for n, c in configs.items()
-        }
-    for config in configs.values():
-        check_config(config, ds)
-    workdir = common.start_run("train")
-    folders = {n: workdir / n if len(configs) > 1 else workdir for n in configs}
-    # Made before any training, so a bad --resume is refused at once.
-    hooks = {n: checkpointing(c, folders[n]) for n, c in configs.items()}
+    config, sources = configs.resolve(config)
+    if config.checkpoint_every and config.chunk_size is None:
+        config = dataclasses.replace(config, chunk_size=config.checkpoint_every)
+    ds = common.load_data(config)
+    names = strategies.STRATEGIES if config.strategy == "all" else (config.strategy,)
+    per_strategy = {
+        name: configs.resolve(config, strategy=name)[0] if len(names) > 1 else config
+        for name in names
+    }
+    for c in per_strategy.values():
+        check_config(c, ds)
+    path = runs.make_workdir(workdir, "train")
+    folders = {n: path / n if len(names) > 1 else path for n in names}
+    # Made before anything is written, so a bad resume is refused at once.
+    hooks = {n: checkpointing(c, folders[n]) for n, c in per_strategy.items()}
+    runs.write_config(path, config, sources)
     results = {}
     with interrupt.StopOnSignal() as stop:
-        for name, config in configs.items():
+        for name, c in per_strategy.items():
             folders[name].mkdir(exist_ok=True)
-            results[name] = train_one(config, ds, folders[name], stop, *hooks[name])
+            results[name] = train_one(c, ds, folders[name], stop, *hooks[name])
             if stop.requested:
                 break
-    if len(configs) > 1:
+    summary = results[names[0]]
+    if len(names) > 1:
         from experiments import compare
 
-        compare.write(workdir, results, common.DATASET.value)
+        summary = compare.write(path, results, config.dataset)
+        if stop.requested:
+            summary["stopped_by"] = stop.signal_name
     for name, s in results.items():
         print(
             f"{name:>20}: {s['status']}, train loss {s['train_loss']:.4f}, "
             f"val acc {s['val_accuracy']:.3f}, test acc {s['test_accuracy']:.3f}, "
             f"{s['num_loss_evals']} loss evals, {s['wall_time_s']:.1f} s"
         )
-    print(f"outputs in {workdir}")
-    if stop.requested:
-        sys.exit(128 + stop.signal_number)  # the shell's convention
+    print(f"outputs in {path}")
+    return {k: v for k, v in summary.items() if k != "losses"}
 
 
 if __name__ == "__main__":
-    common.run(main)
+    common.main(configs.TrainConfig, run)

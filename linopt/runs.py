@@ -7,6 +7,7 @@ place, so a process killed mid-write never leaves half a JSON behind.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -34,7 +35,7 @@ def make_workdir(workdir: str | os.PathLike | None, experiment: str) -> Path:
         probe.close()
     except OSError as e:
         raise LinoptError(
-            f"cannot write to --workdir {str(path)!r} ({e.strerror}); "
+            f"cannot write to workdir {str(path)!r} ({e.strerror}); "
             "pass a folder you can write to"
         ) from None
     return path
@@ -120,9 +121,15 @@ def environment() -> dict:
     }
 
 
-def write_config(workdir, flags: Mapping, seed: int) -> None:
-    """``config.json``: every flag value, the seed, and :func:`environment`."""
+def write_config(workdir, config, sources: Mapping) -> None:
+    """``config.json``: the resolved config, the preset row of each field the
+    presets filled (``from_preset``), the seed, and :func:`environment`."""
     write_json(
         Path(workdir) / "config.json",
-        {"flags": dict(flags), "seed": seed, "environment": environment()},
+        {
+            "config": dataclasses.asdict(config),
+            "from_preset": dict(sources),
+            "seed": config.seed,
+            "environment": environment(),
+        },
     )
