@@ -1,36 +1,67 @@
 """linopt: how linear classifiers are optimized, in JAX.
 
-``import linopt`` gives the library's modules: ``linopt.data``,
-``linopt.losses``, ``linopt.gradcheck``, ``linopt.strategies``,
-``linopt.landscape``, ``linopt.plots`` and ``linopt.runs``.
+``import linopt`` is cheap: each module below is imported the first time it
+is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
+
+=================== =========================================================
+``losses``          scores, margins, SVM and softmax losses, their gradients
+``data``            digits, CIFAR-10, synthetic; preprocessing and splits
+``cifar10``         the official CIFAR-10 files: safe readers, checked download
+``strategies``      random search, random local search, gradient descent
+``driver``          the one scanned, chunked loop and the Strategy protocol
+``optimizers``      optax optimizers and schedules by name, traced values
+``sweep``           a strategy vmapped over a hyperparameter grid and seeds
+``training``        a config to a strategy; train and evaluate
+``configs``         one frozen config per experiment
+``presets``         the one table of default hyperparameters
+``gradcheck``       relative errors, verdicts, full / sparse / directional checks
+``finite_differences``  numerical gradients (vectorized and the note's loop)
+``landscape``       1-D and 2-D slices through W, the lecture's toy
+``step_size``       the loss after one step of each size
+``checkpoint``      whole-run checkpoints, no pickle
+``sharding``        data parallelism over devices and hosts
+``runs``            run folders, atomic files, config.json
+``plots``           figures without pyplot
+``reference``       plain numpy versions of the lecture's code
+``lecture``         the lecture's own numbers
+``errors``          errors a user can fix
+=================== =========================================================
 """
 
 import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
+__all__ = [
+    "losses",
     "data",
     "cifar10",
-    "losses",
-    "gradcheck",
     "strategies",
     "driver",
     "optimizers",
-    "training",
-    "checkpoint",
-    "landscape",
     "sweep",
+    "training",
+    "configs",
+    "presets",
+    "gradcheck",
+    "finite_differences",
+    "landscape",
+    "step_size",
+    "checkpoint",
     "sharding",
-    "fast",
-    "plots",
     "runs",
+    "plots",
+    "reference",
     "lecture",
     "errors",
-)
+]
 
 
 def __getattr__(name):  # lazy, so `import linopt` stays fast and light
-    if name in _SUBMODULES:
+    if name in __all__:
         return importlib.import_module(f"linopt.{name}")
     raise AttributeError(f"module 'linopt' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*__all__, "__version__"])

@@ -41,6 +41,13 @@ def make_workdir(workdir: str | os.PathLike | None, experiment: str) -> Path:
     return path
 
 
+def _file_mode() -> int:
+    """What ``open`` gives a new file: 0o666 less the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -49,6 +56,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())  # mkstemp's 0600 would hide it from others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -68,7 +76,7 @@ def _to_jsonable(value):
     if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
         return _to_jsonable(np.asarray(value).tolist())
     if isinstance(value, float) and not np.isfinite(value):
-        return str(value)  # JSON has no inf / nan
+        return None  # JSON has no inf / nan; a field keeps one type
     if isinstance(value, Path):
         return str(value)
     return value

@@ -62,3 +62,27 @@ def check_lectures_local_search():
         np.testing.assert_allclose(result.params, W, rtol=1e-5, atol=1e-6)
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar10(tmp_path_factory):
+    """A small CIFAR-10 in the official binary layout: 5 x 250 training
+    images (the last 1,000 become validation), 100 test images."""
+    import numpy as np
+
+    from linopt import cifar10
+
+    root = tmp_path_factory.mktemp("cifar10")
+    folder = root / cifar10.BIN_DIR
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in [(b, 250) for b in cifar10.TRAIN_BATCHES] + [
+        (cifar10.TEST_BATCH, 100)
+    ]:
+        records = rng.integers(0, 256, (n, cifar10.RECORD), dtype=np.uint8)
+        records[:, 0] = rng.integers(0, 10, n)
+        (folder / f"{name}.bin").write_bytes(records.tobytes())
+    names = ["airplane", "automobile", "bird", "cat", "deer"]
+    names += ["dog", "frog", "horse", "ship", "truck"]
+    (folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    return root

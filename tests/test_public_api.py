@@ -1,0 +1,28 @@
+"""The public surface: what ``import linopt`` offers is every module, and only those."""
+
+import importlib
+from pathlib import Path
+
+import linopt
+
+
+def test_every_module_is_listed_and_imports():
+    files = {p.stem for p in Path(linopt.__file__).parent.glob("*.py")} - {"__init__"}
+    assert set(linopt.__all__) == files
+    for name in linopt.__all__:
+        assert getattr(linopt, name) is importlib.import_module(f"linopt.{name}")
+
+
+def test_dir_lists_the_modules():
+    assert set(linopt.__all__) <= set(dir(linopt))
+
+
+def test_the_library_names_no_command_line_flag():
+    """Messages name arguments (``num_devices``), never ``--num_devices``."""
+    root = Path(linopt.__file__).parent
+    for path in root.glob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            assert '"--' not in stripped and "'--" not in stripped, (
+                f"{path.name}:{number}: {stripped}"
+            )
