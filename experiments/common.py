@@ -46,6 +46,9 @@ flags.DEFINE_string(
 flags.DEFINE_integer("seed", None, "Seed of the data split and every random choice.")
 flags.DEFINE_bool("download", None, "Download CIFAR-10 when it is not in --data_dir.")
 flags.DEFINE_integer("num_train", None, "Use only this many training examples.")
+flags.DEFINE_bool(
+    "overwrite", None, "Replace the run already in --workdir (its files deleted)."
+)
 DEBUG = flags.DEFINE_bool("debug", False, "Show full tracebacks of errors.")
 # Two or more experiments.
 flags.DEFINE_enum(
@@ -90,7 +93,7 @@ flags.DEFINE_integer("decay_steps", None, "Steps per decay (default: a preset)."
 flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 
 FIRST = ("dataset", "data_dir", "workdir", "seed", "loss", "strategy")
-LAST = ("download", "num_train", "debug")
+LAST = ("download", "num_train", "overwrite", "debug")
 _NOT_CONFIG = ("workdir", "debug")
 
 
@@ -254,7 +257,12 @@ def start(workdir, experiment: str, config, sources: dict) -> Path:
 
     Raises ``LinoptError`` for a folder that cannot be written.
     """
-    path = runs.make_workdir(workdir, experiment)
+    path = runs.make_workdir(
+        workdir,
+        experiment,
+        overwrite=config.overwrite,
+        resume=getattr(config, "resume", False),
+    )
     runs.write_config(path, config, sources)
     return path
 

@@ -161,7 +161,9 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
     }
     for c in per_strategy.values():
         check_config(c, ds)
-    path = runs.make_workdir(workdir, "train")
+    path = runs.make_workdir(
+        workdir, "train", overwrite=config.overwrite, resume=config.resume
+    )
     folders = {n: path / n if len(names) > 1 else path for n in names}
     # Made before anything is written, so a bad resume is refused at once.
     hooks = {n: checkpointing(c, folders[n]) for n, c in per_strategy.items()}

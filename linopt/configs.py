@@ -75,13 +75,15 @@ def _non_negative(config, *names) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the examples come from; every experiment has these fields."""
+    """What every experiment has: where the examples come from, the seed, and
+    whether a run folder that holds a run may be replaced."""
 
     dataset: str = "digits"
     data_dir: str | None = None  # cifar10: default $LINOPT_DATA, ~/.cache/linopt
     download: bool = True  # cifar10: fetch the archive when it is absent
     seed: int = 0  # the data split and every random choice of the run
     num_train: int | None = None  # use only the first this many train examples
+    overwrite: bool = False  # replace the run already in the workdir
 
     def __post_init__(self):
         _one_of("dataset", self.dataset, DATASETS)
@@ -498,7 +500,8 @@ def _why(config, name: str) -> str:
         return "it applies to schedule step or exponential only"
     strategy = getattr(config, "strategy", "")
     if name == "batch_size" and strategy in ("gradient_descent", "sgd"):
-        return f"{strategy} uses batch size {'all' if strategy == 'gradient_descent' else 1}"
+        size = "all" if strategy == "gradient_descent" else 1
+        return f"{strategy} uses batch size {size}"
     if name == "init_scale":
         return "the centre is the weights file"
     return f"it does not apply to strategy {strategy}"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import fcntl
 import io
 import json
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,16 +23,66 @@ import numpy as np
 
 from linopt.errors import LinoptError
 
+RECORD = "config.json"  # a folder holding this holds a run
+LOCK = ".lock"
+_held: dict[Path, int] = {}  # run folders this process holds, and the lock's fd
 
-def make_workdir(workdir: str | os.PathLike | None, experiment: str) -> Path:
-    """Create (or reuse) the run folder; default ``runs/<experiment>-<time>``."""
+
+def check_workdir(path: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse a folder that holds another run, unless told what to do with it.
+
+    Raises:
+      LinoptError: the folder holds a run and neither ``overwrite`` nor
+        ``resume`` is set; or ``resume`` with no run there; or a folder that
+        is not empty and holds no run (``overwrite`` would delete it).
+    """
+    if resume and overwrite:
+        raise LinoptError("resume and overwrite exclude each other; pick one")
+    holds_run = (path / RECORD).exists()
+    if resume and not holds_run:
+        raise LinoptError(f"resume: {path} holds no run to continue; drop resume")
+    if holds_run and not (overwrite or resume):
+        raise LinoptError(
+            f"workdir {str(path)!r} already holds a run; pass overwrite to "
+            "replace it, resume to continue it, or another workdir"
+        )
+    if path.is_dir() and not holds_run and any(p.name != LOCK for p in path.iterdir()):
+        raise LinoptError(
+            f"workdir {str(path)!r} is not empty and holds no run; "
+            "give an empty or new folder"
+        )
+
+
+def make_workdir(
+    workdir: str | os.PathLike | None,
+    experiment: str,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> Path:
+    """Create the run folder (default ``runs/<experiment>-<time>``) and hold it.
+
+    A folder holding a run is refused unless ``overwrite`` (its outputs are
+    deleted first, subfolders included) or ``resume``; a folder another
+    process is running in is refused always (an ``flock`` held until this
+    process ends, so a killed run leaves no stale lock).
+    """
     if workdir:
         path = Path(workdir).expanduser()
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = Path("runs") / f"{experiment}-{stamp}"
     try:
+        if path.exists():
+            _hold(path)  # first, so no other run's files are looked at or deleted
+        check_workdir(path, overwrite=overwrite, resume=resume)
         path.mkdir(parents=True, exist_ok=True)
+        _hold(path)
+        if overwrite:
+            for child in path.iterdir():
+                if child.name == LOCK:
+                    continue
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
         probe.close()
     except OSError as e:
@@ -39,6 +91,23 @@ def make_workdir(workdir: str | os.PathLike | None, experiment: str) -> Path:
             "pass a folder you can write to"
         ) from None
     return path
+
+
+def _hold(path: Path) -> None:
+    """Lock ``path`` for this process, or say which process holds it."""
+    key = path.resolve()
+    if key in _held:
+        return
+    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LinoptError(
+            f"workdir {str(path)!r} is in use by another run; wait for it to "
+            "end or give another workdir"
+        ) from None
+    _held[key] = fd
 
 
 def _file_mode() -> int:
