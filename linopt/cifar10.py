@@ -271,9 +271,9 @@ def load_raw(data_dir=None, *, download: bool = True, progress: bool = False):
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     found = find_dataset(data_dir)
     if found is None:
-        if not download:
+        if not download and not (data_dir / ARCHIVE).is_file():
             raise DataError(_missing_message(data_dir))
-        fetch(data_dir, progress=progress)
+        fetch(data_dir, progress=progress)  # an archive already there: no network
         found = find_dataset(data_dir)
         if found is None:
             raise DataError(f"{data_dir / ARCHIVE}: the archive holds no {PY_DIR}")
@@ -370,13 +370,23 @@ def safe_extract(archive, target) -> None:
 
 
 def fetch(data_dir, *, progress: bool = False) -> None:
-    """Download (unless a verified archive is there) and extract into ``data_dir``."""
+    """Extract the archive in ``data_dir`` (downloaded first if absent).
+
+    An archive already there that fails its checksum is reported, never
+    silently replaced: it may be a partial copy the user means to finish.
+    """
     data_dir = Path(data_dir)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{data_dir}: cannot create ({_one_line(e)})") from e
     archive = data_dir / ARCHIVE
-    if not (archive.is_file() and _sha256_of(archive) == SHA256):
+    if not archive.is_file():
         download(URL, archive, sha256=SHA256, progress=progress)
+    elif (digest := _sha256_of(archive)) != SHA256:
+        raise DataError(
+            f"{archive}: sha256 {digest} is not the official archive's {SHA256}; "
+            "it is corrupt or another file: delete it to download again, or "
+            f"extract the official {PY_DIR} there yourself"
+        )
     safe_extract(archive, data_dir)

@@ -409,6 +409,19 @@ def test_verified_archive_on_disk_needs_no_network(served, arrays, monkeypatch):
     check_raw(cifar10.load_raw(data_dir, download=True), *arrays)
 
 
+@pytest.mark.parametrize("download", [True, False])
+def test_archive_on_disk_failing_its_checksum_is_reported(
+    served, monkeypatch, download
+):
+    data_dir, _ = served
+    archive = data_dir / cifar10.ARCHIVE
+    archive.write_bytes(b"a partial copy")
+    monkeypatch.setattr(cifar10, "URL", "http://127.0.0.1:9/")  # never fetched
+    with pytest.raises(DataError, match="is not the official archive's"):
+        cifar10.load_raw(data_dir, download=download)
+    assert archive.read_bytes() == b"a partial copy"  # kept, not replaced
+
+
 def write_tar(path, members):
     """members: (name, tar type, linkname) triples; files hold b'evil'."""
     with tarfile.open(path, "w") as tar:
