@@ -46,6 +46,9 @@ flags.DEFINE_string(
 flags.DEFINE_integer("seed", None, "Seed of the data split and every random choice.")
 flags.DEFINE_bool("download", None, "Download CIFAR-10 when it is not in --data_dir.")
 flags.DEFINE_integer("num_train", None, "Use only this many training examples.")
+flags.DEFINE_integer(
+    "num_val", None, "Validation examples (cifar10: the last N training images)."
+)
 flags.DEFINE_bool(
     "overwrite", None, "Replace the run already in --workdir (its files deleted)."
 )
@@ -93,7 +96,7 @@ flags.DEFINE_integer("decay_steps", None, "Steps per decay (default: a preset)."
 flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 
 FIRST = ("dataset", "data_dir", "workdir", "seed", "loss", "strategy")
-LAST = ("download", "num_train", "overwrite", "debug")
+LAST = ("download", "num_train", "num_val", "overwrite", "debug")
 _NOT_CONFIG = ("workdir", "debug")
 
 
@@ -276,12 +279,19 @@ def load_data(config, dtype="float32"):
     from linopt import data
 
     data_dir = str(Path(config.data_dir).expanduser()) if config.data_dir else None
-    ds = _load(config.dataset, data_dir, config.seed, config.download, str(dtype))
+    ds = _load(
+        config.dataset,
+        data_dir,
+        config.seed,
+        config.download,
+        str(dtype),
+        config.num_val,
+    )
     return data.subset(ds, config.num_train)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(dataset, data_dir, seed, download, dtype):
+def _load(dataset, data_dir, seed, download, dtype, num_val):
     from linopt import data
 
     return data.load(
@@ -291,4 +301,5 @@ def _load(dataset, data_dir, seed, download, dtype):
         download=download,
         progress=True,
         dtype=dtype,
+        num_val=num_val,
     )

@@ -83,6 +83,7 @@ class DataConfig:
     download: bool = True  # cifar10: fetch the archive when it is absent
     seed: int = 0  # the data split and every random choice of the run
     num_train: int | None = None  # use only the first this many train examples
+    num_val: int | None = None  # validation examples (cifar10: 1,000 by default)
     overwrite: bool = False  # replace the run already in the workdir
 
     def __post_init__(self):
@@ -95,7 +96,11 @@ class DataConfig:
                 f"data_dir {self.data_dir!r} is a file; give a folder",
             )
         _require(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
-        _at_least(self, 1, "num_train")
+        _at_least(self, 1, "num_train", "num_val")
+        _require(
+            self.num_val is None or self.dataset != "digits",
+            "num_val changes nothing for digits (split 70/10/20); leave it unset",
+        )
 
 
 # The hyperparameters of TrainConfig (None: from the preset) and when each

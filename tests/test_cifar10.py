@@ -164,6 +164,19 @@ def test_data_load_keeps_last_1000_training_images_for_validation(tmp_path, arra
     assert ds.class_names == NAMES and ds.image_shape == (3, 32, 32)
 
 
+def test_num_val_moves_the_split_and_the_mean(tmp_path, arrays):
+    xs, ys = arrays
+    write_bin_layout(tmp_path, xs, ys)
+    ds = data.load("cifar10", data_dir=tmp_path, download=False, num_val=1100)
+    x_train, y_train, _, _ = expected(xs, ys)
+    assert ds.X_train.shape == (150, 3073) and ds.X_val.shape == (1100, 3073)
+    np.testing.assert_array_equal(ds.y_val, y_train[150:])
+    mean = x_train[:150].astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(ds.mean_image, mean, rtol=1e-6)
+    with pytest.raises(DataError, match="need more than 1250"):
+        data.load("cifar10", data_dir=tmp_path, download=False, num_val=1250)
+
+
 def test_default_data_dir_follows_linopt_data(tmp_path, arrays, monkeypatch):
     xs, ys = arrays
     write_bin_layout(tmp_path, xs, ys)
