@@ -1,17 +1,15 @@
-"""Loss landscapes: 1-D and 2-D slices through ``W``, the toy, step sizes.
+"""Loss landscapes: 1-D and 2-D slices through ``W``, and the lecture's toy.
 
 The lecture cannot draw a loss over 30,730 weights, so it draws it along a
 random line, ``L(W + a W1)``, and over a random plane,
 ``L(W + a W1 + b W2)``: for one example the SVM loss is piecewise linear (a
 kinked valley), averaged over many it is a convex bowl. Its toy (three 1-D
 examples, three classes) shows why: the loss is a sum of clamped linear
-pieces. Then it steps along the negative gradient with sizes ``1e-10 ...
-1e-1``: the loss falls linearly for tiny steps, has a minimum, then grows
-about 10x per decade.
+pieces. (The step along the gradient that follows is :mod:`linopt.step_size`.)
 
 Every grid is one jitted call: the grid points are mapped with ``vmap`` in
-batches (``jax.lax.map(..., batch_size=...)``), never by a Python loop, and
-the coefficients, ``reg`` and step sizes are traced values.
+batches (:func:`map_in_batches`), never by a Python loop, and the
+coefficients and ``reg`` are traced values.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linopt import losses
+from linopt.errors import LinoptError
 
 DIRECTION_SCALES = ("none", "weights", "rows")
 # Elements of one batch's largest intermediate (about 128 MiB in float32):
@@ -87,14 +86,85 @@ def random_directions(
     return d.reshape(num_directions, *W.shape)
 
 
-def _batch_size(num_points: int, per_point: int, batch_size: int | None) -> int:
+def load_weights(path, shape: tuple[int, int]) -> np.ndarray:
+    """The ``(C, D)`` array in the ``.npy`` file ``path``, as float32.
+
+    Raises:
+      LinoptError: a file that is not one finite array of ``shape``; the
+        message names the ``weights`` setting.
+    """
+    try:
+        W = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise LinoptError(f"cannot read weights {path!r} as .npy ({e})") from None
+    if not isinstance(W, np.ndarray):
+        raise LinoptError(f"weights {path!r} is not a single .npy array")
+    if W.shape != tuple(shape):
+        raise LinoptError(
+            f"weights {path!r} has shape {W.shape}; "
+            f"this data set needs {tuple(shape)} (classes, features + bias)"
+        )
+    if not np.all(np.isfinite(W)):
+        raise LinoptError(f"weights {path!r} has nan/inf")
+    return W.astype(np.float32)
+
+
+def centre_and_directions(
+    centre_key,
+    direction_key,
+    shape: tuple[int, int],
+    *,
+    init_scale: float | None = None,
+    weights=None,
+    scale: str = "weights",
+    orthogonalize: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """A slice's centre ``W`` and its two directions ``W1, W2``.
+
+    Args:
+      centre_key: draws the random centre ``init_scale * randn(C, D)``.
+      direction_key: draws the directions (:func:`random_directions`).
+      shape: ``(C, D)``.
+      init_scale: the random centre's scale (when ``weights`` is None).
+      weights: ``(C, D)`` the centre, e.g. trained weights (:func:`load_weights`).
+      scale, orthogonalize: as :func:`random_directions`.
+    Returns:
+      ``(W, directions)``: ``(C, D)`` float32 and ``(2, C, D)``.
+    Raises:
+      LinoptError: a direction that the scaling makes zero (a zero centre
+        under ``"weights"`` or ``"rows"``; a zero row only stills that row).
+    """
+    if weights is None:
+        W = init_scale * jax.random.normal(centre_key, shape, jnp.float32)
+    else:
+        W = jnp.asarray(weights, jnp.float32)
+    directions = random_directions(
+        direction_key, W, 2, scale=scale, orthogonalize=orthogonalize
+    )
+    if not np.all(np.linalg.norm(np.asarray(directions), axis=(1, 2)) > 0):
+        raise LinoptError(
+            "direction_scale gives a zero direction: the centre W is zero; "
+            "use direction_scale=none"
+        )
+    return W, directions
+
+
+def map_in_batches(fn, xs, per_point: int, batch_size: int | None = None):
+    """``vmap`` of ``fn`` over the rows of ``xs``, ``batch_size`` rows at a time.
+
+    Args:
+      fn: a function of one row of ``xs``.
+      xs: ``(P, ...)`` the points.
+      per_point: elements of one point's largest intermediate, which sets the
+        default batch size.
+      batch_size: points per ``vmap`` batch (default: as many as keep one
+        batch's largest intermediate near 2**25 elements; all when they fit).
+    Returns:
+      ``fn``'s outputs stacked along a leading axis of ``P``.
+    """
     if batch_size is None:
         batch_size = _BATCH_ELEMENTS // max(per_point, 1)
-    return int(max(1, min(batch_size, num_points)))
-
-
-def _map(fn, xs, batch_size: int):
-    """``vmap`` of ``fn`` over ``xs``, ``batch_size`` points at a time."""
+    batch_size = int(max(1, min(batch_size, xs.shape[0])))
     if batch_size >= xs.shape[0]:
         return jax.vmap(fn)(xs)
     return jax.lax.map(fn, xs, batch_size=batch_size)
@@ -150,14 +220,12 @@ def slice_losses(
 
     N, C, D = X.shape[0], W.shape[0], W.shape[1]
     if per_example is None:
-        size = _batch_size(coefficients.shape[0], N * C + C * D, batch_size)
-        return _map(through_weights, coefficients, size)
+        return map_in_batches(through_weights, coefficients, N * C + C * D, batch_size)
     # Scores are affine in the coefficients: X @ (W + c.D).T = S0 + c.S, so a
     # point costs N*C work instead of an (N, D) x (D, C) product.
     base = losses.scores(W, X)
     along = jnp.einsum("nd,kcd->knc", X, directions)
-    size = _batch_size(coefficients.shape[0], N * C, batch_size)
-    return _map(through_scores, coefficients, size)
+    return map_in_batches(through_scores, coefficients, N * C, batch_size)
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -219,13 +287,11 @@ def hinge_pieces(W, direction, alphas, X, y, delta=losses.SVM_DELTA) -> HingePie
       :class:`HingePieces`.
     """
 
-    def margins(V):
-        s = losses.scores(V, X)
-        return s - jnp.take_along_axis(s, y[:, None], axis=1)
-
-    m0 = margins(W) + delta
-    slope = margins(direction)
-    other = ~jax.nn.one_hot(y, W.shape[0], dtype=bool)
+    m0, is_correct = losses.margins(losses.scores(W, X), y, delta)
+    # The margin is affine in the weights: its slope is the direction's margin
+    # without the constant delta.
+    slope, _ = losses.margins(losses.scores(direction, X), y, 0.0)
+    other = ~is_correct
     m = m0[None] + alphas[:, None, None] * slope[None]
     pieces = jnp.where(other[None], jax.nn.relu(m), 0.0) / X.shape[0]
     has_kink = other & (slope != 0)
@@ -251,75 +317,31 @@ def lecture_toy(x=(2.0, 1.0, 0.5), w=(0.0, 0.3, -0.3)):
     return tuple(map(jnp.asarray, (W, direction, X, np.arange(3, dtype=np.int32))))
 
 
-class StepSizeSweep(NamedTuple):
-    """The loss after one step ``W - t * grad`` for each step size ``t``."""
-
-    step_sizes: jax.Array  # (S,)
-    losses: jax.Array  # (S,) loss after one step of each size
-    original_loss: jax.Array  # () loss at W
-    gradient_norm: jax.Array  # () Frobenius norm of the gradient at W
-    best_step_size: jax.Array  # () the step with the lowest finite loss
-    best_loss: jax.Array  # ()
+# The lecture toy's kinks lie in -2.3 ... 0.8: this range shows them, 1.5 beyond.
+TOY_W0_RANGE = (-3.8, 2.3)
 
 
-def step_sizes(
-    min_step: float = 1e-10, max_step: float = 1e-1, points_per_decade: int = 1
-) -> np.ndarray:
-    """Log-spaced steps from ``min_step`` to ``max_step``, both included.
+class ToySlice(NamedTuple):
+    """The lecture toy's loss over its one varied weight ``w0``, in pieces."""
 
-    The default is the lecture's ``10**-10 ... 10**-1`` (10 sizes).
-    """
-    lo, hi = np.log10(min_step), np.log10(max_step)
-    num = int(round((hi - lo) * points_per_decade)) + 1
-    return 10.0 ** np.linspace(lo, hi, num)
+    w0: np.ndarray  # (A,) the values of w0
+    pieces: np.ndarray  # (A, 3, 3): example i, class j's max(0, .) / 3; 0 at j == i
+    total: np.ndarray  # (A,) the loss, the pieces' sum
+    kinks: np.ndarray  # (K,) sorted: the w0 where a piece bends
 
 
-@partial(jax.jit, static_argnames=("loss_fn", "grad_fn", "batch_size"))
-def step_size_sweep(
-    loss_fn,
-    W,
-    X,
-    y,
-    step_sizes,
-    reg=0.0,
-    *,
-    grad_fn=None,
-    batch_size: int | None = None,
-) -> StepSizeSweep:
-    """The lecture's step-size experiment: ``L(W - t * dL/dW)`` for each ``t``.
-
-    One compiled call: all step sizes go through one ``vmap`` (in batches of
-    ``batch_size`` when the data is large), with ``t`` and ``reg`` traced, so
-    new values of either do not recompile.
+def toy_slice(num_points: int = 245, w0_range=TOY_W0_RANGE) -> ToySlice:
+    """The lecture toy (:func:`lecture_toy`) along ``w0``, as its pieces.
 
     Args:
-      loss_fn: ``loss_fn(W, X, y, reg) -> scalar``, e.g. ``losses.svm_loss``.
-      W: ``(C, D)`` the starting point. X: ``(N, D)``. y: ``(N,) int32``.
-      step_sizes: ``(S,)`` positive step sizes, e.g. :func:`step_sizes`;
-        computed in ``W``'s dtype.
-      reg: L2 strength.
-      grad_fn: gradient with ``loss_fn``'s arguments (default ``jax.grad``).
-      batch_size: step sizes per ``vmap`` batch (default: all, unless one
-        batch's largest intermediate would pass about 2**25 elements).
+      num_points: ``A``, values of ``w0`` from ``w0_range[0]`` to ``w0_range[1]``.
+      w0_range: the ends of the range.
     Returns:
-      :class:`StepSizeSweep`. For example
-      ``step_size_sweep(losses.svm_loss, W, X, y, step_sizes()).best_step_size``.
+      :class:`ToySlice`, host arrays (float32).
     """
-    step_sizes = jnp.asarray(step_sizes).astype(W.dtype)
-    gradient = (jax.grad(loss_fn) if grad_fn is None else grad_fn)(W, X, y, reg)
-
-    def after_step(t):
-        return loss_fn(W - t * gradient, X, y, reg)
-
-    per_point = X.shape[0] * W.shape[0] + W.size
-    size = _batch_size(step_sizes.shape[0], per_point, batch_size)
-    new_losses = _map(after_step, step_sizes, size)
-    best = jnp.argmin(jnp.where(jnp.isfinite(new_losses), new_losses, jnp.inf))
-    return StepSizeSweep(
-        step_sizes,
-        new_losses,
-        loss_fn(W, X, y, reg),
-        jnp.linalg.norm(gradient),
-        step_sizes[best],
-        new_losses[best],
-    )
+    W, direction, X, y = lecture_toy()
+    offset = float(W[0, 0])
+    alphas = np.linspace(*w0_range, num_points, dtype=np.float32) - offset
+    toy = jax.device_get(hinge_pieces(W, direction, alphas, X, y))
+    kinks = np.sort(toy.kinks[np.isfinite(toy.kinks)]) + offset
+    return ToySlice(alphas + offset, toy.pieces, toy.total, kinks)

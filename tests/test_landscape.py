@@ -1,4 +1,5 @@
-"""Loss slices, the toy's clamped pieces and the step-size sweep.
+"""Loss slices, the toy's clamped pieces, the slices' centre and the step-size sweep
+(``linopt.landscape`` and ``linopt.step_size``).
 
 References are independent: numpy SVM losses, margins worked out by hand, and
 the lecture's claims about shape (piecewise linear for one example, a convex
@@ -10,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linopt import data, landscape, losses
+from linopt import data, landscape, losses, step_size
+from linopt.errors import LinoptError
 
 
 def numpy_svm(W, X, y, reg=0.0):
@@ -196,9 +198,62 @@ def test_lecture_toy_pieces():
     np.testing.assert_allclose(toy.pieces.sum(axis=(1, 2)), toy.total, rtol=1e-6)
 
 
+def test_toy_slice_is_the_toy_over_its_kinks():
+    toy = landscape.toy_slice(num_points=61)
+    low, high = landscape.TOY_W0_RANGE
+    assert toy.w0.shape == (61,) and toy.w0[0] == low and toy.w0[-1] == high
+    np.testing.assert_allclose(toy.kinks, [-2.3, -0.7, 0.2, 0.8], atol=1e-6)
+    W, direction, X, y = landscape.lecture_toy()
+    along = np.asarray(W) + toy.w0[:, None, None] * np.asarray(direction)
+    np.testing.assert_allclose(toy.total, numpy_svm(along, X, y), rtol=1e-6)
+    assert toy.pieces.shape == (61, 3, 3)
+
+
+def test_load_weights_refuses_what_does_not_fit(tmp_path):
+    good = np.arange(6, dtype=np.float64).reshape(2, 3)
+    np.save(tmp_path / "good.npy", good)
+    W = landscape.load_weights(tmp_path / "good.npy", (2, 3))
+    assert W.dtype == np.float32 and np.array_equal(W, good)
+    np.save(tmp_path / "nan.npy", np.full((2, 3), np.nan))
+    np.savez(tmp_path / "two.npz", a=good, b=good)
+    (tmp_path / "text.npy").write_text("not an array")
+    for name, message in [
+        ("good.npy", r"has shape \(2, 3\); this data set needs \(3, 2\)"),
+        ("nan.npy", "has nan/inf"),
+        ("two.npz", "is not a single .npy array"),
+        ("text.npy", "cannot read weights"),
+    ]:
+        shape = (3, 2) if name == "good.npy" else (2, 3)
+        with pytest.raises(LinoptError, match=message):
+            landscape.load_weights(tmp_path / name, shape)
+
+
+def test_centre_and_directions():
+    keys = jax.random.split(jax.random.key(0))
+    W, d = landscape.centre_and_directions(*keys, (3, 5), init_scale=0.5)
+    np.testing.assert_allclose(W, 0.5 * jax.random.normal(keys[0], (3, 5)))
+    np.testing.assert_array_equal(d, landscape.random_directions(keys[1], W, 2))
+    given = np.ones((3, 5), np.float32)
+    W, _ = landscape.centre_and_directions(*keys, (3, 5), weights=given)
+    np.testing.assert_array_equal(W, given)
+    with pytest.raises(LinoptError, match="zero direction: the centre W is zero"):
+        landscape.centre_and_directions(*keys, (3, 5), weights=0 * given)
+    with pytest.raises(LinoptError, match="the centre W is zero"):
+        landscape.centre_and_directions(*keys, (3, 5), weights=0 * given, scale="rows")
+    one_zero_row = given * np.array([[1], [0], [1]], np.float32)
+    _, d = landscape.centre_and_directions(
+        *keys, (3, 5), weights=one_zero_row, scale="rows"
+    )
+    assert np.all(d[:, 1] == 0) and np.all(np.linalg.norm(d[:, 0], axis=-1) > 0)
+    _, d = landscape.centre_and_directions(
+        *keys, (3, 5), weights=0 * given, scale="none"
+    )
+    assert np.all(np.linalg.norm(d, axis=(1, 2)) > 0)
+
+
 def test_step_sizes_grid():
-    np.testing.assert_allclose(landscape.step_sizes(), 10.0 ** np.arange(-10, 0))
-    fine = landscape.step_sizes(points_per_decade=4)
+    np.testing.assert_allclose(step_size.step_sizes(), 10.0 ** np.arange(-10, 0))
+    fine = step_size.step_sizes(points_per_decade=4)
     assert len(fine) == 37 and fine[0] == pytest.approx(1e-10)
     assert fine[-1] == pytest.approx(0.1)
 
@@ -210,7 +265,7 @@ def test_step_size_sweep_on_cifar_shaped_data(loss_name):
     with jax.enable_x64(True):
         X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y)
         W = 0.001 * jax.random.uniform(jax.random.key(0), (10, X.shape[1]), jnp.float64)
-        sweep = landscape.step_size_sweep(loss_fn, W, X, y, landscape.step_sizes())
+        sweep = step_size.step_size_sweep(loss_fn, W, X, y, step_size.step_sizes())
         gradient = np.asarray(losses.GRADIENTS[loss_name](W, X, y))
     np.testing.assert_allclose(
         sweep.gradient_norm, np.linalg.norm(gradient), rtol=1e-10
@@ -229,7 +284,7 @@ def test_step_size_sweep_on_cifar_shaped_data(loss_name):
     )
     best = int(np.argmin(new))
     assert 0 < best < len(t) - 1 and new[best] < float(sweep.original_loss)
-    assert float(sweep.best_step_size) == t[best]
+    assert float(sweep.best_step_size) == t[best] and int(sweep.best_index) == best
     # Past the minimum: ~10x per decade (the loss is asymptotically linear in t).
     np.testing.assert_allclose(new[-3:] / new[-4:-1], 10.0, rtol=0.1)
 
@@ -237,25 +292,25 @@ def test_step_size_sweep_on_cifar_shaped_data(loss_name):
 def test_sweep_and_slices_do_not_recompile(digits):
     X, y = digits[0][:64], digits[1][:64]
     W, d = centre_and_directions(X.shape[1])
-    landscape.step_size_sweep(losses.svm_loss, W, X, y, landscape.step_sizes(), 0.0)
+    step_size.step_size_sweep(losses.svm_loss, W, X, y, step_size.step_sizes(), 0.0)
     landscape.slice_1d(losses.svm_loss, W, d[0], jnp.linspace(-1, 1, 9), X, y, 0.0)
     sweeps, slices = (
-        landscape.step_size_sweep._cache_size(),
+        step_size.step_size_sweep._cache_size(),
         landscape.slice_1d._cache_size(),
     )
-    steps = landscape.step_sizes() * 3.0
-    landscape.step_size_sweep(losses.svm_loss, 2 * W, X, y, steps, 0.7)
+    steps = step_size.step_sizes() * 3.0
+    step_size.step_size_sweep(losses.svm_loss, 2 * W, X, y, steps, 0.7)
     landscape.slice_1d(losses.svm_loss, W, d[1], jnp.linspace(-5, 2, 9), X, y, 0.3)
-    assert landscape.step_size_sweep._cache_size() == sweeps
+    assert step_size.step_size_sweep._cache_size() == sweeps
     assert landscape.slice_1d._cache_size() == slices
 
 
 def test_sweep_in_batches_matches_one_vmap(digits):
     X, y = digits[0][:64], digits[1][:64]
     W = 0.001 * jax.random.uniform(jax.random.key(1), (10, X.shape[1]))
-    steps = landscape.step_sizes(points_per_decade=2)
-    whole = landscape.step_size_sweep(losses.softmax_loss, W, X, y, steps, 0.1)
-    batched = landscape.step_size_sweep(
+    steps = step_size.step_sizes(points_per_decade=2)
+    whole = step_size.step_size_sweep(losses.softmax_loss, W, X, y, steps, 0.1)
+    batched = step_size.step_size_sweep(
         losses.softmax_loss, W, X, y, steps, 0.1, batch_size=4
     )
     np.testing.assert_allclose(batched.losses, whole.losses, rtol=1e-6)
