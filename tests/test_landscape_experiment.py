@@ -1,9 +1,13 @@
-"""``python -m experiments.landscape`` end to end, as a user runs it."""
+"""``experiments.landscape`` end to end, in process: ``run(config, workdir)``."""
 
 import json
 
 import numpy as np
 import pytest
+
+from experiments import landscape
+from linopt import configs
+from linopt.errors import LinoptError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["landscape_1d.png", "landscape_1d_reg.png", "toy_pieces.png"] + [
@@ -14,21 +18,17 @@ FIGURES = ["landscape_1d.png", "landscape_1d_reg.png", "toy_pieces.png"] + [
 
 
 @pytest.mark.slow
-def test_small_grids_on_digits(run_module, tmp_path):
+def test_small_grids_on_digits(tmp_path, capsys):
     out = tmp_path / "run"
-    proc = run_module(
-        "landscape",
-        "--grid_size=9",
-        "--line_points=21",
-        "--num_average=20",
-        "--example=5",
-        f"--workdir={out}",
+    config = configs.LandscapeConfig(
+        grid_size=9, line_points=21, num_average=20, example=5
     )
-    assert proc.returncode == 0, proc.stderr
+    returned = landscape.run(config, out)
     for name in FIGURES:
         data = (out / name).read_bytes()
         assert data[:8] == PNG and len(data) > 1000, name
     summary = json.loads((out / "summary.json").read_text())
+    assert returned == summary
     assert summary["status"] == "completed"
     assert summary["grid_size"] == 9 and summary["line_points"] == 21
     assert summary["direction_scale"] == "weights" and summary["orthogonalize"]
@@ -40,58 +40,56 @@ def test_small_grids_on_digits(run_module, tmp_path):
     assert len(summary["panels"]) == 12
     for panel in summary["panels"].values():
         assert 0 <= panel["loss_min"] <= panel["loss_max"]
+    np.testing.assert_allclose(summary["toy"]["kinks_w0"], [-2.3, -0.7, 0.2, 0.8])
     arrays = np.load(out / "landscape.npz")
     assert arrays["grid_average_reg"].shape == (9, 9)
     assert arrays["line_train"].shape == (21,)
     assert arrays["toy_pieces"].shape[1:] == (3, 3)
-    assert "min" in proc.stdout and str(out) in proc.stdout
+    stdout = capsys.readouterr().out
+    assert "min" in stdout and str(out) in stdout
 
 
 @pytest.mark.slow
-def test_trained_weights_at_the_centre(run_module, tmp_path):
+def test_trained_weights_at_the_centre(tmp_path):
     W = np.random.default_rng(0).standard_normal((10, 65)).astype(np.float32)
     np.save(tmp_path / "W.npy", W)
     out = tmp_path / "run"
-    proc = run_module(
-        "landscape",
-        f"--weights={tmp_path / 'W.npy'}",
-        "--alpha_max=1",
-        "--direction_scale=rows",
-        "--grid_size=5",
-        "--line_points=5",
-        "--reg=0",
-        f"--workdir={out}",
+    config = configs.LandscapeConfig(
+        weights=str(tmp_path / "W.npy"),
+        alpha_max=1.0,
+        direction_scale="rows",
+        grid_size=5,
+        line_points=5,
+        reg=0.0,
     )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    summary = landscape.run(config, out)
     assert summary["alpha_range"] == [-1.0, 1.0] and summary["reg"] == 0.0
     assert "W.npy" in summary["centre"]
+    assert json.loads((out / "config.json").read_text())["config"]["init_scale"] is None
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "fields, message",
     [
-        (["--grid_size=0"], "--grid_size must be between 3 and"),
-        (["--example=100000"], "--example must be below"),
+        ({"example": 100_000}, r"example must be below the \d+ training examples"),
+        ({"num_average": 100_000}, r"num_average must be at most the \d+ training"),
     ],
 )
-def test_bad_flags_are_one_line_exit_2(run_module, tmp_path, args, message):
+def test_beyond_the_training_split_is_refused_before_any_file(
+    tmp_path, fields, message
+):
     out = tmp_path / "w"
-    proc = run_module("landscape", *args, f"--workdir={out}", timeout=60)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(LinoptError, match=message) as e:
+        landscape.run(configs.LandscapeConfig(**fields), out)
+    assert "\n" not in str(e.value)
     assert not out.exists()
 
 
-def test_weights_of_the_wrong_shape(run_module, tmp_path):
+def test_weights_of_the_wrong_shape(tmp_path):
     np.save(tmp_path / "W.npy", np.zeros((3, 4), np.float32))
-    proc = run_module(
-        "landscape",
-        f"--weights={tmp_path / 'W.npy'}",
-        f"--workdir={tmp_path / 'w'}",
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "needs (10, 65)" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    out = tmp_path / "w"
+    config = configs.LandscapeConfig(weights=str(tmp_path / "W.npy"))
+    with pytest.raises(LinoptError, match=r"needs \(10, 65\)") as e:
+        landscape.run(config, out)
+    assert str(e.value).startswith("weights ") and "\n" not in str(e.value)
+    assert not out.exists()
