@@ -76,7 +76,11 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer("num_steps", None, "Updates (tries for random search).")
 flags.DEFINE_integer("batch_size", None, "Examples per mini-batch.")
-flags.DEFINE_float("init_scale", None, "Starting weights init_scale * randn(C, D).")
+flags.DEFINE_float(
+    "init_scale",
+    None,
+    "Starting weights init_scale * randn(C, D) (step_size: * rand, the lecture's).",
+)
 flags.DEFINE_integer("num_examples", None, "Use the first N training examples.")
 flags.DEFINE_integer(
     "num_devices",
@@ -107,7 +111,9 @@ def fail(message: str, code: int) -> None:
 
 def as_flags(message: str, names) -> str:
     """A library message about field ``x`` reworded about flag ``--x``."""
-    pattern = r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b"
+    alternatives = "|".join(sorted(names, key=len, reverse=True))
+    # A whole word, not part of a path or a longer name ("/u/weights.npy").
+    pattern = r"(?<![\w/.\-])(" + alternatives + r")(?![\w/\-]|\.\w)"
     return re.sub(pattern, r"--\1", message)
 
 
@@ -179,7 +185,10 @@ def _help(config_type, config, sources: dict, doc: str) -> str:
             else (f"preset {sources[name]}" if name in sources else "default")
         )
         if value is None:
-            value, origin = "-", "does not apply here"
+            value, origin = "-", "unset"
+            hyper = name in configs.hyperparameters(config_type)
+            if hyper and config is not None and not config.applies(name):
+                origin = "does not apply here"
         lines.append(f"  --{name}={value}  [{origin}]")
         lines.append(f"      {flags.FLAGS[name].help}")
     lines += ["", "--helpfull lists every flag, absl's included."]
