@@ -27,7 +27,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import configs, data, lecture, losses, plots, runs, step_size
+from linopt import configs, lecture, losses, plots, runs, step_size
 
 flags.DEFINE_float("min_step_size", None, "Smallest step size.")
 flags.DEFINE_float("max_step_size", None, "Largest step size.")
@@ -84,7 +84,7 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
       the summary (``summary.json``).
     """
     config, sources = configs.resolve(config)
-    ds = data.subset(common.load_data(config), config.num_examples)
+    ds = common.load_data(config)  # num_train: the first N training examples
     path = common.start(workdir, "step_size", config, sources)
     start = time.perf_counter()
 
@@ -114,7 +114,7 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
         "dataset": config.dataset,
         "loss": config.loss,
         "reg": config.reg,
-        "num_examples": int(len(ds.y_train)),
+        "num_train": int(len(ds.y_train)),
         "init": f"uniform[0, 1){shape} * {config.init_scale:g}, seed {config.seed}",
         "gradient": "jax.grad of the loss (the hand-derived one agrees)",
         "original_loss": original,

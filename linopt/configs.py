@@ -362,7 +362,6 @@ class StepSizeConfig(DataConfig):
 
     loss: str = "svm"
     reg: float | None = None
-    num_examples: int | None = None  # the first N training examples; None: all
     init_scale: float | None = None  # W = init_scale * rand(C, D), the lecture's
     min_step_size: float = 1e-10
     max_step_size: float = 1e-1
@@ -371,7 +370,7 @@ class StepSizeConfig(DataConfig):
     def __post_init__(self):
         super().__post_init__()
         _one_of("loss", self.loss, LOSSES)
-        _at_least(self, 1, "num_examples", "points_per_decade")
+        _at_least(self, 1, "points_per_decade")
         _non_negative(self, "reg")
         _positive(self, "init_scale")
         _require(

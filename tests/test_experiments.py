@@ -139,7 +139,7 @@ TINY = {
     "landscape": lambda data: configs.LandscapeConfig(
         **data, line_points=9, grid_size=5, num_average=4
     ),
-    "step_size": lambda data: configs.StepSizeConfig(**data, num_examples=50),
+    "step_size": lambda data: configs.StepSizeConfig(**data),
 }
 MODULES = {
     "train": train,

@@ -15,7 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.slow
 def test_lecture_sweep_on_digits(tmp_path, capsys):
     out = tmp_path / "run"
-    returned = step_size.run(configs.StepSizeConfig(num_examples=300), out)
+    returned = step_size.run(configs.StepSizeConfig(num_train=300), out)
     summary = json.loads((out / "summary.json").read_text())
     assert returned == summary
     assert summary["status"] == "completed"
@@ -25,7 +25,7 @@ def test_lecture_sweep_on_digits(tmp_path, capsys):
     losses = np.array(summary["losses"])
     assert losses.shape == (10,) and np.all(np.isfinite(losses))
     assert summary["best_step_size"] == summary["step_sizes"][int(np.argmin(losses))]
-    assert summary["num_examples"] == 300 and summary["loss"] == "svm"
+    assert summary["num_train"] == 300 and summary["loss"] == "svm"
     assert summary["reg"] == 0.0  # the step-size preset: the lecture's, no reg
     assert (out / "step_size.png").read_bytes()[:8] == PNG
     assert (out / "step_size_decrease.png").read_bytes()[:8] == PNG
@@ -45,7 +45,7 @@ def test_finer_grid_and_softmax(tmp_path):
         loss="softmax",
         reg=0.01,
         points_per_decade=3,
-        num_examples=200,
+        num_train=200,
         min_step_size=1e-6,
         max_step_size=1.0,
     )
