@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linopt import data, gradcheck, losses
+from linopt import data, finite_differences, losses
 from linopt.errors import LinoptError
 
 H = 1e-5
@@ -126,11 +126,11 @@ def run(num_examples=500, repeats=3, *, numpy_repeats=1, data_dir=None):
             return losses.svm_loss(W, Xj, yj, REG)
 
         def linopt():
-            return gradcheck.numerical_gradient(f, Wj, h=H)
+            return finite_differences.numerical_gradient(f, Wj, h=H)
 
-        program = gradcheck._Program(f, Wj)
-        chunk, _ = gradcheck._chunking(
-            program, W.size, "centered", gradcheck.DEFAULT_MEMORY_BYTES, None
+        program = finite_differences._Program(f, Wj)
+        chunk, _ = finite_differences._chunking(
+            program, W.size, "centered", finite_differences.DEFAULT_MEMORY_BYTES, None
         )
         rates = [dgemm_rate(n, d, 2 * chunk * c), dgemm_rate(n, d, 5120)]
         first, _ = _timed(linopt)
