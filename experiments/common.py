@@ -81,7 +81,6 @@ flags.DEFINE_float(
     None,
     "Starting weights init_scale * randn(C, D) (step_size: * rand, the lecture's).",
 )
-flags.DEFINE_integer("num_examples", None, "Use the first N training examples.")
 flags.DEFINE_integer(
     "num_devices",
     None,

@@ -210,8 +210,8 @@ def run(config: configs.GradcheckConfig, workdir=None) -> dict:
     with jax.enable_x64(c.x64):
         ds = common.load_data(c, dtype="float64" if c.x64 else "float32")
         path = common.start(workdir, "gradcheck", c, sources)  # records x64
-        X = jnp.asarray(ds.X_train[: c.num_examples])
-        y = jnp.asarray(ds.y_train[: c.num_examples])
+        X = jnp.asarray(ds.X_train)  # the first num_train examples
+        y = jnp.asarray(ds.y_train)
         scale = c.weight_scale or gradient_checks.default_weight_scale(X)
         key_w, key_check = jax.random.split(jax.random.key(c.seed))
         W = scale * jax.random.normal(key_w, (ds.num_classes, ds.dim), X.dtype)

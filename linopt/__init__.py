@@ -16,6 +16,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``presets``         the one table of default hyperparameters
 ``gradcheck``       relative errors, verdicts, full / sparse / directional checks
 ``finite_differences``  numerical gradients (vectorized and the note's loop)
+``gradient_checks``  the check of linopt's own losses: kinks, h sweep, scale
 ``landscape``       1-D and 2-D slices through W, the lecture's toy
 ``step_size``       the loss after one step of each size
 ``checkpoint``      whole-run checkpoints, no pickle
@@ -45,6 +46,7 @@ __all__ = [
     "presets",
     "gradcheck",
     "finite_differences",
+    "gradient_checks",
     "landscape",
     "step_size",
     "checkpoint",

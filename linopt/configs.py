@@ -291,8 +291,8 @@ _SWEEP_HPARAMS = (
 class GradcheckConfig(DataConfig):
     """``experiments.gradcheck``: analytic against numerical gradients."""
 
+    num_train: int | None = 20  # a small dev subset: the lecture's advice
     loss: str = "both"  # "svm", "softmax" or "both"
-    num_examples: int = 20  # a small dev subset of the training split
     reg: float | None = None  # nonzero by default, so its term is checked
     h: float = 1e-5  # the finite-difference step
     method: str = "centered"  # or "forward"
@@ -309,7 +309,7 @@ class GradcheckConfig(DataConfig):
         _one_of("method", self.method, ("centered", "forward"))
         _one_of("mode", self.mode, ("full", "sparse", "directional"))
         _one_of("units", self.units, ("feature", "parameter"))
-        _at_least(self, 1, "num_examples", "num_checks", "memory_mb")
+        _at_least(self, 1, "num_checks", "memory_mb")
         _require(0 < self.h < 1, f"h must be in (0, 1), got {self.h}")
         _non_negative(self, "reg")
         _positive(self, "weight_scale")

@@ -134,7 +134,7 @@ TINY = {
         **data, num_steps=20, learning_rates=(1e-3, 1e-2), regs=(1e-3,)
     ),
     "gradcheck": lambda data: configs.GradcheckConfig(
-        **data, num_examples=4, mode="sparse", num_checks=4
+        **{**data, "num_train": 4}, mode="sparse", num_checks=4
     ),
     "landscape": lambda data: configs.LandscapeConfig(
         **data, line_points=9, grid_size=5, num_average=4

@@ -13,7 +13,7 @@ from experiments import gradcheck as experiment
 from linopt import configs, data, gradcheck, gradient_checks, losses
 
 PNG = b"\x89PNG\r\n\x1a\n"
-SMALL = dict(num_examples=8, num_checks=4)
+SMALL = dict(num_train=8, num_checks=4)
 
 
 def small_digits(n=10, dtype=np.float64):
