@@ -38,7 +38,7 @@ def read_meta(path) -> dict:
             return json.loads(f["meta"].tobytes().decode())
     except (OSError, ValueError, KeyError) as e:
         raise LinoptError(
-            f"{path}: not a readable checkpoint ({e}); start without --resume"
+            f"{path}: not a readable checkpoint ({e}); start afresh instead of resuming"
         ) from None
 
 
@@ -53,7 +53,7 @@ def load(path, template_state, key):
             files = dict(f)
     except (OSError, ValueError) as e:
         raise LinoptError(
-            f"{path}: not a readable checkpoint ({e}); start without --resume"
+            f"{path}: not a readable checkpoint ({e}); start afresh instead of resuming"
         ) from None
     template, treedef = jax.tree.flatten(template_state)
     leaves = [files.get(f"leaf_{i}") for i in range(len(template))]
@@ -62,11 +62,13 @@ def load(path, template_state, key):
         for a, t in zip(leaves, template, strict=True)
     ):
         raise LinoptError(
-            f"{path}: the checkpoint does not match this run's "
-            "strategy and data; resume with the same flags"
+            f"{path}: the checkpoint does not match this run's strategy and "
+            "data; resume with the same settings"
         )
     if not np.array_equal(files["key"], np.asarray(jax.random.key_data(key))):
-        raise LinoptError(f"{path}: saved with another --seed; resume with the same")
+        raise LinoptError(
+            f"{path}: the checkpoint was saved with another seed; resume with the same"
+        )
     state = jax.tree.unflatten(
         treedef,
         [

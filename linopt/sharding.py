@@ -70,24 +70,24 @@ def check_num_devices(num_devices: int, num_examples: int | None = None) -> None
     ``num_devices`` devices exist and split ``num_examples`` rows evenly."""
     available = jax.device_count()
     if num_devices < 1:
-        raise LinoptError(f"--num_devices must be >= 1, got {num_devices}")
+        raise LinoptError(f"num_devices must be >= 1, got {num_devices}")
     if num_devices > available:
         raise LinoptError(
-            f"--num_devices={num_devices} but jax sees {available} device(s) "
-            f"({jax.default_backend()}); on CPU, XLA_FLAGS="
-            f"--xla_force_host_platform_device_count={num_devices} makes more"
+            f"num_devices={num_devices} but jax sees {available} device(s) "
+            f"({jax.default_backend()}); on CPU, the environment variable "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={num_devices} makes more"
         )
     if jax.process_count() > 1 and num_devices != available:
         raise LinoptError(
-            f"a run over {jax.process_count()} processes uses every device: pass "
-            f"--num_devices={available}"
+            f"a run over {jax.process_count()} processes uses every device: "
+            f"num_devices must be {available}"
         )
     if num_examples is not None and num_examples % num_devices:
         usable = num_examples - num_examples % num_devices
         raise LinoptError(
-            f"{num_examples:,} training examples do not split evenly over "
-            f"{num_devices} devices; pass --num_train={usable} (a multiple of "
-            f"{num_devices}) or another --num_devices"
+            f"num_devices={num_devices} does not divide the {num_examples:,} "
+            f"training examples; use num_train={usable} (a multiple of "
+            f"{num_devices}) or another num_devices"
         )
 
 

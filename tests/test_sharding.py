@@ -108,7 +108,7 @@ def test_one_device_leaves_the_data_alone():
 @pytest.mark.parametrize(
     "num_devices, num_examples, message",
     [
-        (0, None, "--num_devices must be >= 1"),
+        (0, None, "num_devices must be >= 1"),
         (10_000, None, "xla_force_host_platform_device_count"),
         (1, 7, None),
     ],
@@ -123,7 +123,8 @@ def test_device_counts_are_checked(num_devices, num_examples, message):
 
 def test_rows_that_do_not_split_evenly_say_what_to_do(monkeypatch):
     monkeypatch.setattr(sharding.jax, "device_count", lambda: 4)
-    with pytest.raises(LinoptError, match="pass --num_train=1256"):
+    message = "num_devices=4 does not divide the 1,258 training examples; use num_train"
+    with pytest.raises(LinoptError, match=message + "=1256"):
         sharding.check_num_devices(4, 1258)
 
 
