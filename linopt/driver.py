@@ -1,16 +1,33 @@
-"""One scanned driver for every strategy: chunks of ``lax.scan`` under jit.
+"""One scanned driver for every strategy, one run or a whole grid of them.
 
-A run is a few jitted chunks of ``chunk_size`` steps. Between chunks (never
-between steps) the host fetches that chunk's metrics once, reports progress,
-and may save a checkpoint or stop. Every chunk has the same static length, so
-a run compiles once; steps past ``num_steps`` are masked out.
+A :class:`Strategy` is a frozen dataclass of static choices with
+``init(params, hparams, data, key) -> state``, ``step(state, key, data) ->
+(state, metrics)`` and ``cost(num_examples) -> Cost``. Its hyperparameters
+and state are its own ``NamedTuple`` s of arrays (hyperparameters traced, so
+a new value never recompiles); every state has ``.params`` and ``.step``, the
+driver steps it kept, where a run goes on from. :func:`start` begins a run
+from a key; :func:`run` continues one from a state.
 
-Inside the scan a non-finite loss or parameter stops the run: the step that
-produced it is recorded, its update is dropped, so ``params`` are the last
-finite ones, and the result's status is ``"diverged"``.
+A run is a few jitted chunks of ``chunk_size`` steps of ``lax.scan``. Between
+chunks (never between steps) the host fetches that chunk's metrics once,
+reports progress, and may save a checkpoint or stop. Every chunk has the same
+static length, so a run compiles once; steps past ``num_steps`` are skipped.
 
-The key of step ``t`` is ``fold_in(key, t)``, so results do not depend on the
-chunking, and a run resumed from a checkpoint equals an uninterrupted one.
+Each step is guarded (:func:`guarded_step`): where the loss or the weights
+come out non-finite the update is dropped, so ``params`` are the last finite
+ones and ``state.step`` counts the steps kept; the run is marked diverged and
+its later metrics are NaN. The step that diverged is recorded.
+
+A grid (``grid=True``, what :mod:`linopt.sweep` runs) is the same loop over
+states whose leaves have leading ``(S, H)`` axes, seeds by cells: the guarded
+step is vmapped over a seed's cells with the seed's key broadcast (so they
+share one mini-batch draw and one matrix product) and over the seeds, one run
+key each. A diverged cell keeps its last finite state while the others go
+on; the loop stops when every run diverged.
+
+The key of driver step ``t`` is ``fold_in(run_key, t)``, so results do not
+depend on the chunking, and a run resumed from a checkpoint equals an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -19,24 +36,59 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 
 class Data(NamedTuple):
+    """The examples a strategy sees, passed to jit as arguments."""
+
     X: jax.Array  # (N, D) float32
     y: jax.Array  # (N,) int32
 
 
+class Cost(NamedTuple):
+    """What one driver step of a strategy evaluates."""
+
+    loss_evals: int
+    grad_evals: int
+    examples: int  # rows of X the losses and gradients touch
+
+
+StateT = TypeVar("StateT")
+HParamsT = TypeVar("HParamsT")
+
+
+class Strategy(Protocol[StateT, HParamsT]):
+    """What the driver runs; see the module docstring.
+
+    ``HParams`` is the strategy's hyperparameter ``NamedTuple`` (fields with
+    defaults where the strategy has one), so a grid can be built by name.
+    """
+
+    HParams: type
+
+    def init(
+        self, params: jax.Array, hparams: HParamsT, data: Data, key: jax.Array
+    ) -> StateT: ...
+
+    def step(
+        self, state: StateT, key: jax.Array, data: Data
+    ) -> tuple[StateT, dict[str, jax.Array]]: ...
+
+    def cost(self, num_examples: int) -> Cost: ...
+
+
 class Result(NamedTuple):
     params: np.ndarray  # (C, D): the final (or last finite) weights
-    losses: np.ndarray  # per step; per try for random search
+    losses: np.ndarray  # per step; per try (proposal) for the searches
     metrics: dict  # every per-step metric, by name
     status: str  # "completed", "diverged" or "interrupted"
-    num_steps: int  # steps taken
+    num_steps: int  # steps kept (a diverged step is not)
     num_loss_evals: int
     num_grad_evals: int
     num_examples_evaluated: int  # rows of X the loss or gradient touched
@@ -49,14 +101,42 @@ class Progress(NamedTuple):
     """What the driver tells ``on_chunk`` after each chunk."""
 
     state: Any
-    key: jax.Array  # the run's key (for checkpoints)
-    step: int  # steps done so far
+    key: jax.Array  # the run's key (for checkpoints); (S,) keys for a grid
+    step: int  # driver steps done so far (rows of ``metrics``)
     num_steps: int
-    metrics: dict  # all per-step metrics so far (numpy)
+    metrics: dict  # all per-step metrics so far (numpy), steps first
     elapsed_s: float
 
 
-def _tree_all_finite(tree) -> jax.Array:
+class Outcome(NamedTuple):
+    """What :func:`drive` leaves: the raw material of a Result or SweepResult."""
+
+    state: Any
+    diverged: np.ndarray  # () for one run, (S, H) for a grid
+    metrics: dict  # name -> (steps, ...) numpy
+    status: str  # "completed", "diverged" (every run) or "interrupted"
+    num_steps: int  # driver steps run
+    wall_time_s: float
+    compile_and_first_chunk_s: float
+
+
+def traced(hparams):
+    """``hparams`` with every value a float32 array, traced under jit: a new
+    value never recompiles (a strategy's ``init`` calls it)."""
+    return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), hparams)
+
+
+def _nan_where(flag, metrics):
+    """``metrics`` with the floating ones NaN where ``flag`` (ints, bools kept)."""
+
+    def one(m):
+        floating = jnp.issubdtype(m.dtype, jnp.floating)
+        return jnp.where(flag, jnp.nan, m) if floating else m
+
+    return jax.tree.map(one, metrics)
+
+
+def _all_finite(tree) -> jax.Array:
     leaves = [
         jnp.all(jnp.isfinite(x))
         for x in jax.tree.leaves(tree)
@@ -65,48 +145,157 @@ def _tree_all_finite(tree) -> jax.Array:
     return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
 
 
-@functools.partial(jax.jit, static_argnames=("strategy", "length"))
-def run_chunk(strategy, state, key, data, stop, *, length: int):
-    """Scan ``length`` steps of ``strategy`` from ``state``; steps at or past
-    ``stop`` (traced) are skipped. Returns ``(state, diverged, metrics)`` with
-    metrics of shape ``(length, ...)`` and a boolean ``"recorded"`` mask."""
-    metric_shapes = jax.eval_shape(
-        lambda: strategy.step(state, jax.random.key(0), data)[1]
-    )
+def guarded_step(strategy: Strategy, state, diverged: jax.Array, key, data: Data):
+    """One step of one run that never leaves a non-finite state.
 
-    def skip(state):
-        nan = jax.tree.map(
-            lambda s: (
-                jnp.full(s.shape, jnp.nan, jnp.float32)
-                if jnp.issubdtype(s.dtype, jnp.floating)
-                else jnp.zeros(s.shape, s.dtype)
-            ),
-            metric_shapes,
-        )
-        return state, jnp.bool_(False), nan, jnp.bool_(False)
+    Args:
+      strategy: the strategy to step.
+      state: its state.
+      diverged: bool scalar, whether the run has already diverged.
+      key: this step's key, ``fold_in(run_key, t)``.
+      data: the examples.
+    Returns:
+      ``(state, diverged, metrics)``: the new state where its loss and weights
+      are finite and the run had not diverged, else the old one; the updated
+      flag; the step's metrics, NaN (floating ones) if the run had diverged.
+    """
+    new, metrics = strategy.step(state, key, data)
+    finite = _all_finite(metrics["loss"]) & _all_finite(new.params)
+    keep = finite & ~diverged
+    new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
+    return new, diverged | ~finite, _nan_where(diverged, metrics)
 
-    def take(state):
-        new, metrics = strategy.step(state, jax.random.fold_in(key, state.step), data)
-        finite = _tree_all_finite(metrics["loss"]) & _tree_all_finite(new.params)
-        new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
-        return new, ~finite, metrics, jnp.bool_(True)
 
-    def body(carry, _):
-        state, diverged = carry
-        active = (state.step < stop) & ~diverged
-        state, now_diverged, metrics, recorded = jax.lax.cond(active, take, skip, state)
-        return (state, diverged | now_diverged), {**metrics, "recorded": recorded}
+def _vmapped(strategy: Strategy, grid: bool):
+    """``(state, diverged, run_keys, t, data) -> (state, diverged, metrics)``."""
 
-    (state, diverged), metrics = jax.lax.scan(
-        body, (state, jnp.bool_(False)), length=length
-    )
+    def one(state, diverged, run_key, t, data):
+        key = jax.random.fold_in(run_key, t)
+        return guarded_step(strategy, state, diverged, key, data)
+
+    if not grid:
+        return one
+    cells = jax.vmap(one, in_axes=(0, 0, None, None, None))  # a seed's key
+    return jax.vmap(cells, in_axes=(0, 0, 0, None, None))  # one key a seed
+
+
+@functools.partial(jax.jit, static_argnames=("strategy", "length", "grid"))
+def run_chunk(
+    strategy, state, diverged, keys, data, start, stop, *, length: int, grid=False
+):
+    """Scan driver steps ``start .. start + length - 1``.
+
+    Args:
+      strategy: a frozen strategy dataclass (static: hashed by value).
+      state: its state; leaves ``(S, H, ...)`` if ``grid``.
+      diverged: bool, ``()`` or ``(S, H)``.
+      keys: the run key, or ``(S,)`` run keys if ``grid``.
+      data: ``Data(X, y)``.
+      start: int32 scalar, the first step's index.
+      stop: int32 scalar; steps at or past it are skipped, as is every step
+        once every run diverged.
+      length: steps in the chunk (static).
+      grid: whether ``state`` is a grid of seeds x cells (static).
+    Returns:
+      ``(state, diverged, metrics)``, metrics ``(length, ...)`` with a bool
+      ``"recorded"`` mask of the steps taken.
+    """
+    step = _vmapped(strategy, grid)
+    shapes = jax.eval_shape(step, state, diverged, keys, start, data)[2]
+
+    def take(carry, t):
+        state, diverged, metrics = step(*carry, keys, t, data)
+        return (state, diverged), metrics
+
+    def skip(carry, t):  # NaN metrics (zeros for ints and bools)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return carry, _nan_where(True, zeros)
+
+    def body(carry, t):
+        active = (t < stop) & ~jnp.all(carry[1])
+        carry, metrics = jax.lax.cond(active, take, skip, carry, t)
+        return carry, {**metrics, "recorded": active}
+
+    steps = start + jnp.arange(length, dtype=jnp.int32)
+    (state, diverged), metrics = jax.lax.scan(body, (state, diverged), steps)
     return state, diverged, metrics
 
 
-def run(
-    strategy,
+def drive(
+    strategy: Strategy,
     state,
-    key,
+    keys: jax.Array,
+    data: Data,
+    *,
+    num_steps: int,
+    grid: bool = False,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[Progress], bool | None] | None = None,
+    history: dict | None = None,
+) -> Outcome:
+    """The host loop: chunks until ``num_steps``, every run diverged, or a stop.
+
+    Args:
+      strategy: the strategy to run.
+      state: its state (leaves ``(S, H, ...)`` if ``grid``); the run starts
+        at step ``max(state.step)``.
+      keys: the run key (``(S,)`` keys if ``grid``).
+      data: ``Data(X, y)``.
+      num_steps: total driver steps (including any already in ``state``).
+      grid: whether ``state`` is a grid of seeds x cells.
+      chunk_size: steps per jitted chunk (default: about 20 chunks a run).
+      on_chunk: called with a :class:`Progress` after each chunk; returning
+        ``False`` stops with status ``"interrupted"``.
+      history: per-step metrics of the steps already in ``state`` (resume).
+    Returns:
+      an :class:`Outcome`.
+    """
+    chunk_size = chunk_size or max(1, math.ceil(num_steps / 20))
+    chunk = functools.partial(run_chunk, strategy, length=chunk_size, grid=grid)
+    history = {k: [np.asarray(v)] for k, v in (history or {}).items()}
+    diverged = jnp.zeros(np.shape(state.step) if grid else (), bool)
+    step, stop = int(jnp.max(state.step)), jnp.int32(num_steps)
+    status, first_chunk_s = "completed", 0.0
+    start = time.perf_counter()
+    while step < num_steps:
+        state, diverged, metrics = chunk(
+            state, diverged, keys, data, jnp.int32(step), stop
+        )
+        # The chunk's one host transfer.
+        metrics, all_diverged = jax.device_get((metrics, jnp.all(diverged)))
+        first_chunk_s = first_chunk_s or time.perf_counter() - start
+        recorded = metrics.pop("recorded")
+        for name, values in metrics.items():
+            history.setdefault(name, []).append(values[recorded])
+        step += int(recorded.sum())
+        keep_going = None
+        if on_chunk is not None:
+            so_far = {k: np.concatenate(v) for k, v in history.items()}
+            elapsed = time.perf_counter() - start
+            keep_going = on_chunk(
+                Progress(state, keys, step, num_steps, so_far, elapsed)
+            )
+        if all_diverged:
+            status = "diverged"
+            break
+        if keep_going is False and step < num_steps:
+            status = "interrupted"
+            break
+    return Outcome(
+        state=state,
+        diverged=np.asarray(diverged),
+        metrics={k: np.concatenate(v) for k, v in history.items()},
+        status=status,
+        num_steps=step,
+        wall_time_s=time.perf_counter() - start,
+        compile_and_first_chunk_s=first_chunk_s,
+    )
+
+
+def run(
+    strategy: Strategy,
+    state,
+    key: jax.Array,
     data: Data,
     *,
     num_steps: int,
@@ -121,7 +310,7 @@ def run(
       state: its initial state, from ``strategy.init`` or a checkpoint.
       key: the run's key; step ``t`` uses ``fold_in(key, t)``.
       data: ``Data(X, y)``, passed to jit as arguments.
-      num_steps: total steps of the run (including any already in ``state``).
+      num_steps: total driver steps (including any already in ``state``).
       chunk_size: steps per jitted chunk (default: about 20 chunks a run).
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops the run with status ``"interrupted"``.
@@ -129,54 +318,71 @@ def run(
     Returns:
       a :class:`Result`.
     """
-    if chunk_size is None:
-        chunk_size = max(1, math.ceil(num_steps / 20))
-    history = {k: [np.asarray(v)] for k, v in (history or {}).items()}
-    stop = jnp.int32(num_steps)
-    status = "completed"
-    start = time.perf_counter()
-    first_chunk_s = 0.0
-    step = int(state.step)
-    while step < num_steps:
-        state, diverged, metrics = run_chunk(
-            strategy, state, key, data, stop, length=chunk_size
-        )
-        metrics = jax.device_get(metrics)  # the chunk's one host transfer
-        if not first_chunk_s:
-            first_chunk_s = time.perf_counter() - start
-        recorded = metrics.pop("recorded")
-        for name, values in metrics.items():
-            history.setdefault(name, []).append(values[recorded])
-        step = int(state.step)
-        so_far = {k: np.concatenate(v) for k, v in history.items()}
-        keep_going = True
-        if on_chunk is not None:
-            keep_going = on_chunk(
-                Progress(
-                    state, key, step, num_steps, so_far, time.perf_counter() - start
-                )
-            )
-        if bool(diverged):
-            status = "diverged"
-            break
-        if keep_going is False and step < num_steps:
-            status = "interrupted"
-            break
-    wall = time.perf_counter() - start
-    metrics = {k: np.concatenate(v) for k, v in history.items()}
-    counts = strategy.evaluations(int(data.y.shape[0]))
-    steps_evaluated = len(metrics["loss"])
-    losses = metrics["loss"].reshape(-1)  # random search: one loss per try
+    loop = {"chunk_size": chunk_size, "on_chunk": on_chunk, "history": history}
+    out = drive(strategy, state, key, data, num_steps=num_steps, **loop)
+    cost = strategy.cost(int(data.y.shape[0]))
+    steps_evaluated = len(out.metrics["loss"])  # the diverged step's loss counts
     return Result(
-        params=np.asarray(state.params),
-        losses=losses,
-        metrics=metrics,
-        status=status,
-        num_steps=int(state.step),
-        num_loss_evals=steps_evaluated * counts["loss_evals"],
-        num_grad_evals=steps_evaluated * counts["grad_evals"],
-        num_examples_evaluated=steps_evaluated * counts["examples"],
-        wall_time_s=wall,
-        compile_and_first_chunk_s=first_chunk_s,
-        state=state,
+        params=np.asarray(out.state.params),
+        losses=out.metrics["loss"].reshape(-1),  # random search: one per try
+        metrics=out.metrics,
+        status=out.status,
+        num_steps=int(out.state.step),
+        num_loss_evals=steps_evaluated * cost.loss_evals,
+        num_grad_evals=steps_evaluated * cost.grad_evals,
+        num_examples_evaluated=steps_evaluated * cost.examples,
+        wall_time_s=out.wall_time_s,
+        compile_and_first_chunk_s=out.compile_and_first_chunk_s,
+        state=out.state,
     )
+
+
+def init_params(key, num_classes: int, dim: int, scale=1e-3) -> jax.Array:
+    """``scale * randn(C, D)``, the assignment's starting weights."""
+    return scale * jax.random.normal(key, (num_classes, dim), jnp.float32)
+
+
+def start(
+    strategy: Strategy,
+    hparams: NamedTuple,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    key: jax.Array,
+    num_steps: int,
+    params: ArrayLike | None = None,
+    num_classes: int | None = None,
+    init_scale: float | None = 1e-3,
+    restore: Callable | None = None,
+    **run_kwargs,
+) -> Result:
+    """One run of ``strategy`` from ``key``: starting weights, ``init``, :func:`run`.
+
+    Args:
+      strategy: e.g. ``strategies.GradientDescent("svm", batch_size=200)``.
+      hparams: its ``HParams``, e.g. ``GradientDescentHParams(1e-7, 2.5e4)``.
+      X: ``(N, D)`` float32 examples (or row-sharded: :mod:`linopt.sharding`).
+      y: ``(N,)`` int labels.
+      key: ``split(key)`` gives the starting weights' key and the run key.
+      num_steps: driver steps.
+      params: ``(C, D)`` starting weights (default: drawn from the key).
+      num_classes: ``C`` (default ``max(y) + 1``).
+      init_scale: starting weights ``init_scale * randn(C, D)``; None: zeros.
+      restore: ``(fresh_state, run_key) -> (state, history)`` to resume a run.
+      **run_kwargs: ``chunk_size`` and ``on_chunk`` of :func:`run`.
+    Returns:
+      a :class:`Result`.
+    """
+    data = Data(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.int32))
+    init_key, run_key = jax.random.split(key)
+    if params is None:
+        C = num_classes or int(np.max(np.asarray(y))) + 1
+        params = jnp.zeros((C, data.X.shape[1]), jnp.float32)
+        if init_scale:
+            params = init_params(init_key, C, data.X.shape[1], init_scale)
+    state = strategy.init(jnp.asarray(params, jnp.float32), hparams, data, run_key)
+    history = None
+    if restore is not None:  # continue a checkpointed run: state and history
+        state, history = restore(state, run_key)
+    run_kwargs.update(num_steps=num_steps, history=history)
+    return run(strategy, state, run_key, data, **run_kwargs)

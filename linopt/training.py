@@ -1,180 +1,138 @@
-"""Train a linear classifier with any strategy from one frozen config, then
-evaluate it: what ``experiments.train`` runs and what tests call shrunk.
+"""Train a linear classifier from one resolved config, then evaluate it: what
+``experiments.train`` runs and what tests call shrunk.
 
-Defaults are per data set and loss (:func:`preset`): ``cifar10`` gets the
-lecture's and the assignment's scales, ``digits`` and ``synthetic`` ones that
-suit them.
+:func:`make_strategy` is the one way from a :class:`linopt.configs.TrainConfig`
+(resolved by :func:`linopt.configs.resolve`, so every hyperparameter is set
+and the ones that do not apply are None) to a strategy, its typed
+hyperparameters and its number of driver steps; :func:`train` runs it on the
+training split, data-parallel over ``config.num_devices``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
-from linopt import fast, losses, sharding, strategies
+from linopt import configs, driver, losses, sharding, strategies
 from linopt.data import Dataset
 from linopt.driver import Result
 
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    strategy: str = "minibatch"
-    loss: str = "svm"
-    num_steps: int = 1500  # updates; tries for the two searches
-    batch_size: int = 200
-    learning_rate: float = 1e-7
-    reg: float = 2.5e4
-    init_scale: float = 1e-3  # starting W = init_scale * randn
-    search_scale: float = 1e-4  # random search: W = search_scale * randn
-    step_size: float = 1e-4  # random local search: W + step_size * randn
-    population: int = 100  # random search tries per matrix multiply
-    optimizer: str = "sgd"
-    schedule: str = "constant"
-    decay_rate: float = 1.0
-    decay_steps: int | None = None  # None: the run (exponential), a third (step)
-    momentum: float = 0.9
-    sampling: str = "replacement"
-    seed: int = 0
-    chunk_size: int | None = None
-    num_devices: int = 1  # devices the training rows are split over
+# The batch of the gradient strategies; minibatch's is config.batch_size.
+_BATCH = {"gradient_descent": None, "sgd": 1}
 
 
-PRESETS = ("linopt", "assignment")
-# The CS231n assignment's mini-batch run, exactly (``--preset=assignment``).
-ASSIGNMENT = {
-    "learning_rate": 1e-7,
-    "reg": 2.5e4,
-    "num_steps": 1500,
-    "batch_size": 200,
-    "schedule": "constant",
-}
-# linopt's CIFAR-10 default: the same 1,500 plain-SGD steps of batch 200, with a
-# larger learning rate decayed 20x over the run and less reg. On the lossy
-# CIFAR-10 copy: test accuracy 0.385-0.390 (SVM) and 0.399-0.404 (softmax;
-# the softmax sweep's best cell by validation accuracy) over seeds 0-2, against
-# 0.353-0.368 for the assignment's values.
-_CIFAR10 = {
-    "svm": {"learning_rate": 1e-6, "reg": 5e3},
-    "softmax": {"learning_rate": 5e-6, "reg": 500.0},
-}
-_DECAYED = {"schedule": "exponential", "decay_rate": 0.05}
-_SMALL = {  # digits and synthetic: features of order 1-10, not 0-255
-    "digits": {
-        "learning_rate": 1e-3,
-        "reg": 1e-3,
-        "search_scale": 1e-2,
-        "step_size": 1e-3,
-    },
-    "synthetic": {
-        "learning_rate": 1e-2,
-        "reg": 1e-4,
-        "search_scale": 1e-1,
-        "step_size": 1e-2,
-    },
-}
-_STRATEGY = {
-    # The lecture's searches use the loss without regularization.
-    "random_search": {"num_steps": 1000, "reg": 0.0},
-    "random_local_search": {"num_steps": 1000, "reg": 0.0},
-    "gradient_descent": {"num_steps": 200},
-    "minibatch": {"num_steps": 1500, "batch_size": 200},
-    "sgd": {"num_steps": 1500, "batch_size": 1},
-}
+def make_strategy(config: configs.TrainConfig, num_examples: int):
+    """The strategy a resolved config asks for.
 
+    The searches take their fast paths: random search scores ``population``
+    tries a matrix multiply, random local search ``block`` proposals a pass
+    over ``X`` (each lowered to divide ``num_steps``).
 
-def preset(dataset: str, loss: str, strategy: str, name: str = "linopt") -> dict:
-    """Default hyperparameters for this data set, loss and strategy.
-
-    ``name="assignment"`` gives the CS231n assignment's values on CIFAR-10
-    (learning rate 1e-7, reg 2.5e4, constant); ``"linopt"`` the tuned ones.
+    Args:
+      config: a resolved ``TrainConfig`` of one strategy (not ``"all"``).
+      num_examples: training examples ``N`` (an epoch must fill a batch).
+    Returns:
+      ``(strategy, hparams, num_steps)``: a :class:`linopt.driver.Strategy`,
+      its ``HParams`` and the driver steps that make ``config.num_steps``
+      updates, tries or proposals.
+    Raises:
+      ValueError: an unknown strategy, or an epoch smaller than a batch.
     """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
-    values = dict(_SMALL.get(dataset, {}))
-    if dataset == "cifar10":
-        values.update(
-            ASSIGNMENT if name == "assignment" else {**_CIFAR10[loss], **_DECAYED}
+    c = config
+    if c.strategy == "random_search":
+        population = strategies.largest_divisor(c.num_steps, c.population)
+        strategy = strategies.RandomSearch(c.loss, population)
+        hparams = strategies.RandomSearchHParams(c.search_scale, c.reg)
+        return strategy, hparams, c.num_steps // population
+    if c.strategy == "random_local_search":
+        block = strategies.largest_divisor(c.num_steps, c.block)
+        strategy = strategies.RandomLocalSearch(c.loss, block)
+        hparams = strategies.LocalSearchHParams(c.step_size, c.reg)
+        return strategy, hparams, c.num_steps // block
+    if c.strategy not in ("gradient_descent", "minibatch", "sgd"):
+        raise ValueError(
+            f"strategy must be one of {', '.join(strategies.STRATEGIES)}; "
+            f"got {c.strategy!r}"
         )
-    values.update(_STRATEGY[strategy])
-    if dataset == "cifar10" and strategy == "sgd":
-        # One example's gradient is noisy: the assignment's small steps.
-        values.update(learning_rate=1e-7, reg=2.5e4, schedule="constant")
-    return values
+    batch_size = _BATCH.get(c.strategy, c.batch_size)
+    sampling = c.sampling or "replacement"
+    if sampling == "epoch" and batch_size is not None and batch_size > num_examples:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_examples} training "
+            "examples of an epoch; lower it or sample with replacement"
+        )
+    strategy = strategies.GradientDescent(
+        c.loss, batch_size, sampling, c.optimizer, c.schedule, c.decay_steps or 1
+    )
+    defaults = strategies.GradientDescentHParams._field_defaults
+    hparams = strategies.GradientDescentHParams(
+        c.learning_rate,
+        c.reg,
+        defaults["decay_rate"] if c.decay_rate is None else c.decay_rate,
+        defaults["momentum"] if c.momentum is None else c.momentum,
+    )
+    return strategy, hparams, c.num_steps
 
 
 def train(
-    config: TrainConfig, ds: Dataset, *, on_chunk=None, params=None, restore=None
+    config: configs.TrainConfig,
+    ds: Dataset,
+    *,
+    on_chunk: Callable[[driver.Progress], bool | None] | None = None,
+    restore: Callable | None = None,
+    params: ArrayLike | None = None,
 ) -> Result:
-    """Run ``config.strategy`` on the training split of ``ds``.
+    """Run ``config``'s strategy on the training split of ``ds``.
 
-    ``on_chunk`` sees each chunk's :class:`linopt.driver.Progress`;
-    ``restore(fresh_state, run_key) -> (state, history)`` resumes a run.
+    Args:
+      config: a resolved ``TrainConfig`` of one strategy.
+      ds: the data set; its rows split over ``config.num_devices`` devices.
+      on_chunk: sees each chunk's :class:`linopt.driver.Progress`; ``False``
+        stops the run.
+      restore: ``(fresh_state, run_key) -> (state, history)`` resumes a run.
+      params: ``(C, D)`` starting weights (default: ``init_scale * randn``
+        from ``key(config.seed)``; zeros for random search).
+    Returns:
+      a :class:`linopt.driver.Result` (random local search: one metric a
+      proposal, ``num_steps`` in proposals).
     """
-    c = config
-    key = jax.random.key(c.seed)
     # Data parallelism: the rows split over devices; jit follows (linopt.sharding).
-    X, y = sharding.shard_data(ds.X_train, ds.y_train, c.num_devices)
-    common = {
-        "num_classes": ds.num_classes,
-        "loss": c.loss,
-        "reg": c.reg,
-        "chunk_size": c.chunk_size,
-        "on_chunk": on_chunk,
-        "restore": restore,
-    }
-    if c.strategy == "random_search":
-        return strategies.random_search(
-            X,
-            y,
-            key=key,
-            num_tries=c.num_steps,
-            scale=c.search_scale,
-            population=c.population,
-            **common,
-        )
-    if c.strategy == "random_local_search":
-        return fast.random_local_search(
-            X,
-            y,
-            key=key,
-            num_steps=c.num_steps,
-            step_size=c.step_size,
-            init_scale=c.init_scale,
-            params=params,
-            **common,
-        )
-    if c.strategy not in ("gradient_descent", "minibatch", "sgd"):
-        raise ValueError(
-            f"unknown strategy {c.strategy!r}; choose one of {strategies.STRATEGIES}"
-        )
-    batch_size = {"gradient_descent": None, "sgd": 1}.get(c.strategy, c.batch_size)
-    decay_steps = c.decay_steps
-    if decay_steps is None:
-        decay_steps = c.num_steps if c.schedule == "exponential" else c.num_steps // 3
-    decay_steps = max(1, decay_steps)
-    return strategies.minibatch(
+    X, y = sharding.shard_data(ds.X_train, ds.y_train, config.num_devices)
+    strategy, hparams, num_steps = make_strategy(config, len(ds.y_train))
+    result = driver.start(
+        strategy,
+        hparams,
         X,
         y,
-        key=key,
-        num_steps=c.num_steps,
-        batch_size=batch_size,
-        learning_rate=c.learning_rate,
-        sampling=c.sampling,
-        optimizer=c.optimizer,
-        schedule=c.schedule,
-        decay_rate=c.decay_rate,
-        decay_steps=decay_steps,
-        momentum=c.momentum,
-        init_scale=c.init_scale,
+        key=jax.random.key(config.seed),
+        num_steps=num_steps,
         params=params,
-        **common,
+        num_classes=ds.num_classes,
+        init_scale=config.init_scale,
+        restore=restore,
+        chunk_size=config.chunk_size,
+        on_chunk=on_chunk,
     )
+    if isinstance(strategy, strategies.RandomLocalSearch):
+        result = strategy.per_proposal(result)
+    return result
 
 
-def evaluate(params, ds: Dataset, loss: str, reg: float) -> dict:
-    """Accuracy on each split and the full training loss (with reg)."""
+def evaluate(params: ArrayLike, ds: Dataset, loss: str, reg: float) -> dict:
+    """Accuracy on each split and the full training loss (with reg).
+
+    Args:
+      params: ``(C, D)`` weights.
+      ds: the data set.
+      loss: ``"svm"`` or ``"softmax"``.
+      reg: the L2 strength of ``train_loss``.
+    Returns:
+      ``train_loss``, ``train_data_loss`` (without reg) and the accuracy of
+      each split, as floats.
+    """
     W = np.asarray(params)
     loss_fn = jax.jit(losses.LOSSES[loss])
     return {
@@ -186,8 +144,16 @@ def evaluate(params, ds: Dataset, loss: str, reg: float) -> dict:
     }
 
 
-def summarize(config: TrainConfig, result: Result, ds: Dataset) -> dict:
-    """The headline figures of a run, for ``summary.json``."""
+def summarize(config: configs.TrainConfig, result: Result, ds: Dataset) -> dict:
+    """The headline figures of a run, for ``summary.json``.
+
+    Args:
+      config: the run's resolved config.
+      result: what :func:`train` returned.
+      ds: the data set it ran on.
+    Returns:
+      a JSON-ready dict: status, evaluation, counts and timings.
+    """
     return {
         "status": result.status,
         "strategy": config.strategy,

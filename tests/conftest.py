@@ -42,19 +42,18 @@ def check_lectures_local_search():
     losses and final weights against it."""
     import numpy as np
 
-    from benchmarks import references
-    from linopt import strategies
+    from linopt import reference, strategies
 
     def check(result, key, X, y, *, num_steps, step_size, init_scale, num_classes):
         init_key, run_key = jax.random.split(key)
         W = strategies.init_params(init_key, num_classes, X.shape[1], init_scale)
         W = np.asarray(W, np.float64)
         X = np.asarray(X, np.float64)
-        best = references.svm_loss(W.T, X, y)
+        best = reference.svm_loss(W.T, X, y)
         for t in range(num_steps):
             noise = jax.random.normal(jax.random.fold_in(run_key, t), W.shape)
             W_try = W + step_size * np.asarray(noise, np.float64)
-            loss = references.svm_loss(W_try.T, X, y)
+            loss = reference.svm_loss(W_try.T, X, y)
             assert bool(result.metrics["accepted"][t]) == (loss < best)
             if loss < best:
                 W, best = W_try, loss

@@ -1,11 +1,12 @@
-"""Losses against a plain numpy implementation of the lecture's formulas."""
+"""Losses against a plain numpy implementation of the lecture's formulas, and
+the numpy references (:mod:`linopt.reference`) against linopt's losses."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linopt import losses
+from linopt import losses, reference
 
 
 def numpy_svm(W, X, y, reg, delta=1.0):
@@ -106,3 +107,28 @@ def test_accuracy():
 def test_unknown_loss_is_a_clear_error():
     with pytest.raises(ValueError, match="choose one of"):
         losses.get("hinge2")
+
+
+@pytest.mark.parametrize("loss", ["svm", "softmax"])
+def test_class_major_losses_are_the_per_example_losses(loss):
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((3, 5, 40)).astype(np.float32)  # (P, C, N)
+    y = rng.integers(0, 5, 40).astype(np.int32)
+    got = losses.per_example_class_major(loss, S, y)
+    want = [losses.PER_EXAMPLE[loss](s.T, y) for s in S]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_numpy_reference_is_linopts_loss_and_gradient():
+    """The benchmark compares equal work: the references compute linopt's SVM."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((64, 9)).astype(np.float32)
+    y = rng.integers(0, 4, 64).astype(np.int32)
+    W = rng.standard_normal((4, 9)).astype(np.float32)  # linopt's (C, D)
+    loss, grad = reference.svm_loss_and_gradient(W.T.copy(), X, y, 0.1)
+    want_loss, want_grad = jax.value_and_grad(losses.svm_loss)(
+        jnp.asarray(W), jnp.asarray(X), jnp.asarray(y), 0.1
+    )
+    assert loss == pytest.approx(float(want_loss), rel=1e-5)
+    assert reference.svm_loss(W.T.copy(), X, y, 0.1) == pytest.approx(loss)
+    np.testing.assert_allclose(grad.T, want_grad, rtol=1e-5, atol=1e-6)

@@ -1,12 +1,12 @@
-"""Strategies: the lecture's algorithms exactly, deterministic, compiled once."""
+"""Strategies: the lecture's algorithms exactly, deterministic, compiled once;
+the blocked local search against the readable one; the numpy references."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import references
-from linopt import data, driver, losses, strategies
+from linopt import data, driver, losses, reference, strategies
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_random_search_keeps_the_best_try(ds):
     assert r.losses.shape == (60,)  # population 15: the largest divisor <= 16
     best = np.argmin(r.losses)
     np.testing.assert_allclose(
-        references.svm_loss(
+        reference.svm_loss(
             r.params.astype(np.float64).T, ds.X_train.astype(np.float64), ds.y_train
         ),
         r.losses[best],
@@ -41,10 +41,11 @@ def test_random_search_keeps_the_best_try(ds):
 def test_random_search_population_losses_are_each_tries_loss(ds):
     strategy = strategies.RandomSearch("softmax", population=5)
     params = jnp.zeros((4, ds.dim))
-    state = strategy.init(
-        params, {"scale": jnp.float32(0.3), "reg": jnp.float32(0.01)}, None
-    )
     data_ = driver.Data(jnp.asarray(ds.X_train), jnp.asarray(ds.y_train))
+    hparams = strategies.RandomSearchHParams(scale=0.3, reg=0.01)
+    state = strategy.init(params, hparams, data_, jax.random.key(0))
+    assert isinstance(state, strategies.RandomSearchState)
+    assert state.hparams.scale.dtype == jnp.float32
     key = jax.random.key(7)
     _, metrics = strategy.step(state, key, data_)
     tries = 0.3 * jax.random.normal(key, (5, 4, ds.dim))
@@ -117,13 +118,12 @@ def test_gradient_descent_step_is_w_minus_lr_grad(ds):
 def test_epoch_sampling_visits_every_example_once_per_epoch(ds):
     strategy = strategies.GradientDescent(batch_size=30, sampling="epoch")
     data_ = driver.Data(jnp.asarray(ds.X_train), jnp.asarray(ds.y_train))
-    state = strategy.init(
-        jnp.zeros((4, ds.dim)), {"learning_rate": 0.0, "reg": 0.0}, data_
-    )
+    hparams = strategies.GradientDescentHParams(learning_rate=0.0, reg=0.0)
+    state = strategy.init(jnp.zeros((4, ds.dim)), hparams, data_, jax.random.key(0))
     seen = []
     for t in range(10):  # one epoch of 300 examples
         X, _, order = strategy._batch(state, jax.random.key(t), data_)
-        state = state._replace(step=state.step + 1, aux={**state.aux, "order": order})
+        state = state._replace(step=state.step + 1, order=order)
         seen.append(np.asarray(X))
     rows = np.concatenate(seen)
     assert len(np.unique(rows, axis=0)) == 300
@@ -204,3 +204,127 @@ def test_on_chunk_can_stop_the_run(ds):
     )
     assert r.status == "interrupted"
     assert calls == [10, 20] and r.num_steps == 20 and len(r.losses) == 20
+
+
+def test_an_epoch_smaller_than_a_batch_is_refused(ds):
+    with pytest.raises(ValueError, match="cannot fill a batch of 400"):
+        strategies.minibatch(
+            ds.X_train,
+            ds.y_train,
+            key=jax.random.key(0),
+            sampling="epoch",
+            batch_size=400,
+        )
+    with pytest.raises(ValueError, match="sampling must be"):
+        strategies.GradientDescent(sampling="shuffle")
+
+
+def test_resume_from_a_state_equals_an_uninterrupted_run(ds):
+    """The driver steps from ``state.step``: two halves give the whole run."""
+    X, y = jnp.asarray(ds.X_train), jnp.asarray(ds.y_train)
+    kwargs = dict(batch_size=20, learning_rate=1e-2, reg=1e-3, optimizer="momentum")
+    kwargs["chunk_size"] = 10  # one compiled chunk for all three runs
+    whole = strategies.minibatch(X, y, key=jax.random.key(4), num_steps=60, **kwargs)
+    half = strategies.minibatch(X, y, key=jax.random.key(4), num_steps=30, **kwargs)
+
+    def restore(fresh_state, run_key):
+        assert fresh_state.step == 0
+        return half.state, half.metrics
+
+    rest = strategies.minibatch(
+        X, y, key=jax.random.key(4), num_steps=60, restore=restore, **kwargs
+    )
+    np.testing.assert_array_equal(rest.params, whole.params)
+    np.testing.assert_array_equal(rest.losses, whole.losses)
+    assert rest.num_steps == 60
+
+
+LOCAL = dict(num_steps=280, step_size=0.05, init_scale=0.01, num_classes=4, reg=0.01)
+
+
+@pytest.fixture(scope="module")
+def readable_local_search(ds):
+    """The lecture's step (block=1) for both losses, shared by the tests."""
+    return {
+        loss: strategies.random_local_search(
+            ds.X_train, ds.y_train, key=jax.random.key(1), loss=loss, block=1, **LOCAL
+        )
+        for loss in ("svm", "softmax")
+    }
+
+
+@pytest.mark.parametrize("loss", ["svm", "softmax"])
+@pytest.mark.parametrize("block", [7, 40])
+def test_blocked_local_search_makes_the_readable_decisions(
+    ds, readable_local_search, loss, block
+):
+    readable = readable_local_search[loss]
+    blocked = strategies.random_local_search(
+        ds.X_train, ds.y_train, key=jax.random.key(1), loss=loss, block=block, **LOCAL
+    )
+    # Continuous data: no two losses tie to within rounding, so every
+    # decision is the same; losses and weights agree to float32 rounding.
+    accepted = readable.metrics["accepted"]
+    assert 0 < accepted.sum() < len(accepted)
+    np.testing.assert_array_equal(blocked.metrics["accepted"], accepted)
+    np.testing.assert_allclose(
+        blocked.metrics["proposal_loss"], readable.metrics["proposal_loss"], rtol=1e-6
+    )
+    np.testing.assert_allclose(blocked.losses, readable.losses, rtol=1e-6)
+    np.testing.assert_allclose(blocked.params, readable.params, rtol=1e-6, atol=1e-7)
+    assert blocked.num_steps == readable.num_steps == 280
+    assert blocked.num_loss_evals == readable.num_loss_evals == 280
+    assert blocked.losses.shape == blocked.metrics["accepted"].shape == (280,)
+    assert isinstance(blocked.state, strategies.LocalSearchState)
+    assert blocked.state.step == 280 // block and bool(blocked.state.evaluated)
+
+
+def test_blocked_local_search_replays_the_lectures_loop(
+    ds, check_lectures_local_search
+):
+    key = jax.random.key(2)
+    args = dict(num_steps=60, step_size=0.05, init_scale=0.01, num_classes=4)
+    r = strategies.random_local_search(
+        ds.X_train, ds.y_train, key=key, block=20, **args
+    )
+    check_lectures_local_search(r, key, ds.X_train, ds.y_train, **args)
+
+
+def test_blocked_local_search_does_not_depend_on_chunking(ds):
+    key = jax.random.key(3)
+    args = dict(key=key, num_steps=60, block=10, step_size=0.05, num_classes=4)
+    one = strategies.random_local_search(ds.X_train, ds.y_train, chunk_size=1, **args)
+    all_ = strategies.random_local_search(ds.X_train, ds.y_train, chunk_size=6, **args)
+    np.testing.assert_array_equal(one.params, all_.params)
+    np.testing.assert_array_equal(one.losses, all_.losses)
+
+
+def test_block_is_lowered_to_a_divisor(ds):
+    key = jax.random.key(0)
+    r = strategies.random_local_search(
+        ds.X_train, ds.y_train, key=key, num_steps=28, block=10, num_classes=4
+    )
+    assert r.num_steps == 28 and r.losses.shape == (28,)  # blocks of 7
+    assert r.state.step == 4
+
+
+def test_numpy_references_run_the_lectures_loops(ds):
+    X, y = ds.X_train, ds.y_train
+    W, history = reference.minibatch_sgd(
+        X,
+        y,
+        num_steps=200,
+        batch_size=32,
+        learning_rate=1e-2,
+        reg=1e-3,
+        num_classes=4,
+    )
+    assert W.shape == (ds.dim, 4) and history[-20:].mean() < history[:20].mean()
+    best_W, best_loss = reference.random_search(
+        X, y, num_tries=20, scale=0.1, num_classes=4
+    )
+    assert best_loss == pytest.approx(reference.svm_loss(best_W, X, y))
+    W, loss = reference.random_local_search(
+        X, y, num_steps=50, step_size=0.05, num_classes=4
+    )
+    assert loss == pytest.approx(reference.svm_loss(W, X, y), rel=1e-6)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from linopt import data, losses, strategies
+from linopt import data, driver, losses, strategies
 from linopt import sweep as sweeps
 
 
@@ -95,6 +95,13 @@ def test_a_diverging_cell_is_marked_and_the_rest_go_on(digits):
     np.testing.assert_allclose(result.params[0, 1, 1], one.params, rtol=1e-5)
     assert np.isnan(result.losses[0, 1, 1, one.num_steps + 1 :]).all()
     assert np.isfinite(result.losses[0, 0]).all()
+    # The other cells went on to the end, each as its own run.
+    np.testing.assert_array_equal(result.steps[~expected], 40)
+    assert result.status == "completed" and result.num_steps == 40
+    other = _single(digits, 0, 1e-3, 1e-3, 32, 40, loss="softmax")
+    np.testing.assert_allclose(
+        result.params[0, 0, 0], other.params, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_new_values_do_not_recompile(digits):
@@ -107,7 +114,7 @@ def test_new_values_do_not_recompile(digits):
         grid={"learning_rate": [1e-3, 1e-2], "reg": [0.1]},
         **kwargs,
     )
-    compiled = sweeps.run_chunk._cache_size()
+    compiled = driver.run_chunk._cache_size()
     sweeps.sweep(
         strategy,
         digits.X_train,
@@ -116,7 +123,7 @@ def test_new_values_do_not_recompile(digits):
         grid={"learning_rate": [5e-4, 2e-2], "reg": [3.0]},
         **kwargs,
     )
-    assert sweeps.run_chunk._cache_size() == compiled
+    assert driver.run_chunk._cache_size() == compiled
 
 
 def test_any_traced_hyperparameter_is_an_axis_and_stop_is_clean(digits):
@@ -147,6 +154,15 @@ def test_any_traced_hyperparameter_is_an_axis_and_stop_is_clean(digits):
     np.testing.assert_array_equal(
         result.hparams["decay_rate"][0, 1, 0], np.float32([0.5, 0.9, 1.0])
     )
+
+
+def test_a_grid_names_the_strategys_hyperparameters(digits):
+    strategy = strategies.GradientDescent("svm", 16)
+    args = (strategy, digits.X_train, digits.y_train)
+    with pytest.raises(ValueError, match="no hyperparameter.*'step_size'"):
+        sweeps.sweep(*args, grid={"step_size": [1.0], "reg": [0.1]}, num_steps=2)
+    with pytest.raises(ValueError, match="needs a value of.*'learning_rate'"):
+        sweeps.sweep(*args, grid={"reg": [0.1]}, num_steps=2)
 
 
 def test_evaluate_matches_numpy(digits):

@@ -4,7 +4,9 @@ Each function is what the lecture and the CS231n assignment ask for, written
 the obvious vectorized way and nothing more: the assignment's layout (``W`` of
 shape ``(D, C)``, scores ``X @ W``), ``float32`` arrays as linopt uses them,
 numpy's own random generator, and a Python loop wherever the lecture has one.
-:mod:`benchmarks.run` times linopt against these on the same data.
+They serve twice: the tests check linopt against them (an independent
+second implementation), and :mod:`benchmarks.run` times linopt against them
+on the same data.
 """
 
 from __future__ import annotations
