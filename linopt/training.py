@@ -11,6 +11,7 @@ training split, data-parallel over ``config.num_devices``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -24,7 +25,9 @@ from linopt.driver import Result
 _BATCH = {"gradient_descent": None, "sgd": 1}
 
 
-def make_strategy(config: configs.TrainConfig, num_examples: int):
+def make_strategy(
+    config: configs.TrainConfig, num_examples: int
+) -> tuple[driver.Strategy, NamedTuple, int]:
     """The strategy a resolved config asks for.
 
     The searches take their fast paths: random search scores ``population``
