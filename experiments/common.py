@@ -157,7 +157,7 @@ def config_from_flags(config_type):
         if name in _NOT_CONFIG:
             continue
         if name not in fields:
-            raise ValueError(f"{name} is not a flag of this experiment; see --help")
+            raise ValueError(f"--{name} is not a flag of this experiment; see --help")
         values[name] = _field_value(fields[name], value)
     return config_type(**values)
 

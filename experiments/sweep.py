@@ -21,7 +21,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import configs, plots, runs, sharding, strategies
+from linopt import configs, plots, runs, sharding, training
 from linopt import sweep as sweeps
 
 flags.DEFINE_list(
@@ -33,6 +33,21 @@ flags.DEFINE_integer(
 )
 
 CURVES = 6  # cells drawn in loss_curves.png
+# SweepConfig's fields that a TrainConfig has too.
+_SHARED = (
+    "dataset",
+    "seed",
+    "strategy",
+    "loss",
+    "num_steps",
+    "init_scale",
+    "batch_size",
+    "optimizer",
+    "schedule",
+    "decay_rate",
+    "decay_steps",
+    "momentum",
+)
 _REPORTED = (
     "num_steps",
     "batch_size",
@@ -139,19 +154,17 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
     sharding.check_num_devices(c.num_devices, len(ds.y_train))
     X, y = sharding.shard_data(ds.X_train, ds.y_train, c.num_devices)
     path = common.start(workdir, "sweep", c, sources)
-    strategy = strategies.GradientDescent(
-        loss=c.loss,
-        batch_size=c.batch_size,
-        optimizer=c.optimizer,
-        schedule=c.schedule,
-        decay_steps=c.decay_steps or 1,
+    # The grid's strategy is what train would run with the grid's first cell.
+    first = configs.TrainConfig(
+        **{f: getattr(c, f) for f in _SHARED},
+        learning_rate=c.learning_rates[0],
+        reg=c.regs[0],
+        sampling="replacement" if c.strategy == "minibatch" else None,
     )
+    strategy, hparams, _ = training.make_strategy(first, len(ds.y_train))
     grid = {"learning_rate": c.learning_rates, "reg": c.regs}
     num_cells = len(c.seeds) * len(c.learning_rates) * len(c.regs)
-    fixed = {
-        "decay_rate": 1.0 if c.decay_rate is None else c.decay_rate,
-        "momentum": 0.0 if c.momentum is None else c.momentum,
-    }
+    fixed = {"decay_rate": hparams.decay_rate, "momentum": hparams.momentum}
     with (
         interrupt.StopOnSignal() as stop,
         progress.bar(f"sweep of {num_cells} cells", c.num_steps) as on_chunk,

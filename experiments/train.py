@@ -77,7 +77,7 @@ def checkpointing(config: configs.TrainConfig, workdir):
         )
     # A resumed run may be extended (num_steps); nothing else may change.
     saved = checkpoint.read_meta(path)["config"]
-    ignored = ("num_steps", "resume", "checkpoint_every")
+    ignored = ("num_steps", "resume", "checkpoint_every", "chunk_size", "overwrite")
     differ = sorted(
         k
         for k in {*saved, *meta["config"]}
@@ -98,7 +98,10 @@ def checkpointing(config: configs.TrainConfig, workdir):
 
 def train_one(config, ds, workdir, stop, save, restore) -> dict:
     """Train, evaluate, write every output of one strategy into ``workdir``."""
-    with progress.bar(config.strategy, config.num_steps) as bar:
+    unit = {"random_search": "try", "random_local_search": "proposal"}
+    with progress.bar(
+        config.strategy, config.num_steps, unit.get(config.strategy, "step")
+    ) as bar:
 
         def on_chunk(p):
             bar(p)

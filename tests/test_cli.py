@@ -102,7 +102,6 @@ def test_every_flag_name_is_defined_once():
 @pytest.mark.parametrize(
     "experiment, args, message, code",
     [
-        ("train", ["--batch_size=0"], "--batch_size must be >= 1", 2),
         ("train", ["--dataset=cifar10", "--nodownload"], "cifar-10-batches-py", 1),
         ("train", ["stray_argument"], "unexpected arguments", 2),
         ("sweep", ["--regs=1e-3,-1"], "--regs values must be >= 0", 2),

@@ -1,4 +1,5 @@
-"""Divergence, interruption and resume: nothing computed is lost."""
+"""Interruption by a real signal: nothing computed is lost (a subprocess, since
+only a real process shows the exit code and the signal handling)."""
 
 import json
 import signal
@@ -14,68 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def summary(folder):
     return json.loads((folder / "summary.json").read_text())
-
-
-def test_resume_equals_uninterrupted(run_module, tmp_path):
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    common = [
-        "--strategy=minibatch",
-        "--checkpoint_every=50",
-        "--seed=3",
-        "--optimizer=momentum",
-    ]
-    assert (
-        run_module("train", *common, "--num_steps=200", f"--workdir={whole}").returncode
-        == 0
-    )
-    first = run_module("train", *common, "--num_steps=100", f"--workdir={parts}")
-    assert first.returncode == 0, first.stderr
-    assert summary(parts)["num_steps"] == 100
-    second = run_module(
-        "train", *common, "--num_steps=200", "--resume", f"--workdir={parts}"
-    )
-    assert second.returncode == 0, second.stderr
-    np.testing.assert_array_equal(
-        np.load(whole / "params.npy"), np.load(parts / "params.npy")
-    )
-    a = np.loadtxt(whole / "metrics.csv", delimiter=",", skiprows=1)
-    b = np.loadtxt(parts / "metrics.csv", delimiter=",", skiprows=1)
-    np.testing.assert_array_equal(a, b)
-    assert summary(whole)["train_loss"] == summary(parts)["train_loss"]
-
-
-def test_resume_with_other_flags_is_refused(run_module, tmp_path):
-    out = tmp_path / "run"
-    assert (
-        run_module(
-            "train", "--num_steps=20", "--checkpoint_every=10", f"--workdir={out}"
-        ).returncode
-        == 0
-    )
-    proc = run_module(
-        "train", "--num_steps=40", "--learning_rate=0.5", "--resume", f"--workdir={out}"
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: --resume: {out}/checkpoint.npz was saved with other flags; "
-        "resume with the same flags"
-    ]
-
-
-def test_diverging_run_ends_cleanly(run_module, tmp_path):
-    out = tmp_path / "run"
-    proc = run_module(
-        "train",
-        "--strategy=gradient_descent",
-        "--learning_rate=1e12",
-        "--num_steps=500",
-        f"--workdir={out}",
-    )
-    assert proc.returncode == 0, proc.stderr
-    s = summary(out)
-    assert s["status"] == "diverged" and s["num_steps"] < 500
-    assert "diverged" in proc.stdout
-    assert np.all(np.isfinite(np.load(out / "params.npy")))
 
 
 def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
@@ -107,4 +46,4 @@ def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
     metrics = np.loadtxt(out / "metrics.csv", delimiter=",", skiprows=1)
     assert len(metrics) == s["num_steps"]
     assert np.load(out / "params.npy").shape == (10, 65)
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert [p.name for p in out.glob(".*")] == [".lock"]  # no temporary files

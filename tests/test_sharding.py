@@ -79,6 +79,7 @@ def four_device_runs():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a subprocess with four devices
 def test_data_really_is_split_over_four_devices(four_device_runs):
     assert four_device_runs["devices"] == 4
     assert four_device_runs["num_shard_devices"] == 4
@@ -86,6 +87,7 @@ def test_data_really_is_split_over_four_devices(four_device_runs):
     assert four_device_runs["sweep_state_devices"] == 4
 
 
+@pytest.mark.slow  # a subprocess with four devices
 @pytest.mark.parametrize("strategy", ["minibatch", "gradient_descent"])
 def test_four_devices_give_the_one_device_loss_history(four_device_runs, strategy):
     run = four_device_runs[strategy]
@@ -94,6 +96,7 @@ def test_four_devices_give_the_one_device_loss_history(four_device_runs, strateg
     assert run["param_diff"] <= 1e-5
 
 
+@pytest.mark.slow  # a subprocess with four devices
 def test_a_sweep_on_four_devices_equals_one(four_device_runs):
     assert four_device_runs["sweep_shape"] == [2, 2, 2, 40]
     assert four_device_runs["sweep_loss_diff"] <= 1e-5
