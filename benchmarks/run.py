@@ -25,18 +25,16 @@ the kernel numpy used is printed with the machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import timing
 from linopt import losses, reference, strategies
 
 FULL = {
@@ -74,75 +72,6 @@ TARGETS = {
 WORKLOADS = tuple(TARGETS)
 
 
-def describe_machine():
-    """The machine, the versions, numpy's BLAS kernel and the load, as a dict."""
-    import optax
-
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [
-                line.split(":", 1)[1].strip()
-                for line in f
-                if line.startswith("model name")
-            ]
-        cpu = names[0] if names else cpu
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = [
-            {
-                k: p.get(k)
-                for k in ("internal_api", "version", "architecture", "num_threads")
-            }
-            for p in threadpool_info()
-        ]
-    except ImportError:  # numpy.show_config() then says which BLAS it links
-        blas = "threadpoolctl not installed"
-    env = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-        ),
-        "devices": [str(d) for d in jax.devices()],
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__,
-        "numpy": np.__version__,
-        "optax": optax.__version__,
-        "blas": blas,
-        "env": {k: os.environ.get(k) for k in env},
-        "load_before": os.getloadavg(),
-    }
-
-
-def measure_peaks(X, Xj, repeats=3):
-    """The best matrix-multiply rate (FLOP/s, float32 and float64, numpy or
-    jax) and read bandwidth (bytes/s of one pass over ``X``: a matrix-vector
-    product, memory-bound in both libraries) seen now."""
-    a = np.random.default_rng(0).standard_normal((2048, 2048), np.float32)
-    aj, a64 = jnp.asarray(a), a.astype(np.float64)
-    v = np.ones(X.shape[1], X.dtype)
-    vj = jnp.asarray(v)
-    square, gemv = jax.jit(lambda a: a @ a), jax.jit(lambda X, v: X @ v)
-    gemm = 2 * 2048**3
-
-    def best(fn):
-        _timed(fn)
-        return min(_timed(fn) for _ in range(repeats))
-
-    return {
-        "flops": gemm / min(best(lambda: a @ a), best(lambda: square(aj))),
-        "flops_float64": gemm / best(lambda: a64 @ a64),
-        "bytes_per_s": X.nbytes / min(best(lambda: X @ v), best(lambda: gemv(Xj, vj))),
-    }
-
-
 def synthetic(n, d, c, seed=0):
     """CIFAR-10-like rows: centred pixels of scale 60, a bias 1 appended last."""
     rng = np.random.default_rng(seed)
@@ -150,44 +79,6 @@ def synthetic(n, d, c, seed=0):
     X[:, :-1] = 60 * rng.standard_normal((n, d - 1), np.float32)
     X[:, -1] = 1
     return X, rng.integers(0, c, n).astype(np.int32)
-
-
-# OpenBLAS's worker threads spin for about 0.2 s after numpy's last multiply;
-# a JAX call started in that window loses a core to them (measured here: the
-# full batch took 122 ms right after numpy, 83 ms after a 0.2 s pause; numpy
-# is not slowed by JAX's threads). Every timed call waits this long first.
-SETTLE_S = 0.5
-
-
-def _timed(fn):
-    time.sleep(SETTLE_S)
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - start
-
-
-_COMPILE_EVENTS = []  # seconds of each JAX compile step (trace, lower, compile)
-
-
-def _on_event(event, duration, **_):
-    if event.startswith("/jax/core/compile/"):
-        _COMPILE_EVENTS.append(duration)
-
-
-def interleaved(fns, repeats):
-    """Times of each callable over ``repeats`` rounds (order flipped every round),
-    and the compile seconds of each linopt one's first call (JAX's own events)."""
-    compile_s = {}
-    for name, fn in fns.items():
-        if name != "numpy":
-            _COMPILE_EVENTS.clear()
-            _timed(fn)
-            compile_s[name] = sum(_COMPILE_EVENTS)
-    times = {name: [] for name in fns}
-    for r in range(repeats):
-        for name in list(fns)[:: 1 if r % 2 == 0 else -1]:
-            times[name].append(_timed(fns[name]))
-    return compile_s, times
 
 
 def workloads(size, X, y, Xj, yj):
@@ -278,9 +169,9 @@ def profile(fn, directory, top=6):
 
     from jax.profiler import ProfileData
 
-    _timed(fn)
+    timing.timed(fn)
     jax.profiler.start_trace(directory)
-    _timed(fn)
+    timing.timed(fn)
     jax.profiler.stop_trace()
     path = max(
         glob.glob(f"{directory}/**/*.xplane.pb", recursive=True), key=os.path.getmtime
@@ -301,7 +192,7 @@ def measure_workload(name, spec, repeats, peaks):
     fns = {"numpy": spec["numpy"], "linopt": spec["linopt"]}
     if spec["readable"] is not None:
         fns["readable"] = spec["readable"]
-    compile_s, times = interleaved(fns, repeats)
+    compile_s, times = timing.interleaved(fns, repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = [a / b for a, b in zip(times["numpy"], times["linopt"], strict=True)]
     row = {
@@ -363,7 +254,7 @@ def scaling(size, X, y, repeats=3):
             "minibatch": lambda X=Xj, y=yj: minibatch(X, y, steps, batch),
             "full_batch": lambda W=W, X=Xj, y=yj: loss_and_grad(W, X, y, 2.5e4),
         }
-        _, times = interleaved(fns, repeats)
+        _, times = timing.interleaved(fns, repeats)
         for name, t in times.items():
             elements = n * d if name == "full_batch" else steps * batch * d
             rows.append(
@@ -439,7 +330,7 @@ def main(argv=None):
         help="override one size, e.g. --set tries=200",
     )
     args = parser.parse_args(argv)
-    jax.monitoring.register_event_duration_secs_listener(_on_event)
+    jax.monitoring.register_event_duration_secs_listener(timing.on_compile_event)
     size = dict(QUICK if args.quick else FULL)
     for item in args.set:
         key, value = item.split("=")
@@ -447,11 +338,11 @@ def main(argv=None):
             parser.error(f"--set: unknown size {key!r}; one of {sorted(size)}")
         size[key] = int(value)
     only = set(args.only.split(","))
-    info = describe_machine()
+    info = timing.describe_machine()
     print(json.dumps(info, indent=1))
     X, y = synthetic(size["N"], size["D"], size["C"])
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
-    peaks = measure_peaks(X, Xj)
+    peaks = timing.measure_peaks(X, Xj)
     rows = []
     for name, spec in workloads(size, X, y, Xj, yj).items():
         if name in only:
@@ -460,7 +351,7 @@ def main(argv=None):
                 if name in ("minibatch", "full_batch")
                 else size["slow_repeats"]
             )
-            now = measure_peaks(X, Xj)  # the best seen: the machine is shared
+            now = timing.measure_peaks(X, Xj)  # the best seen: the machine is shared
             peaks = {k: max(v, now[k]) for k, v in peaks.items()}
             rows.append(measure_workload(name, spec, repeats, peaks))
             if args.profile:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from linopt import configs, runs
+from linopt import configs, presets, runs
 from linopt.errors import DataError, LinoptError
 
 # Every experiment.
@@ -185,7 +185,7 @@ def _help(config_type, config, sources: dict, doc: str) -> str:
         )
         if value is None:
             value, origin = "-", "unset"
-            hyper = name in configs.hyperparameters(config_type)
+            hyper = name in config_type.HYPERPARAMETERS
             if hyper and config is not None and not config.applies(name):
                 origin = "does not apply here"
         lines.append(f"  --{name}={value}  [{origin}]")
@@ -228,7 +228,7 @@ def main(
             fail(f"unexpected arguments {argv[1:]}; flags look like --name=value", 2)
         try:
             config = config_from_flags(config_type)
-            resolved, sources = configs.resolve(config)
+            resolved, sources = presets.resolve(config)
         except ValueError as e:
             if help_asked:
                 print(_help(config_type, None, {}, doc))

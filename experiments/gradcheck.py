@@ -24,7 +24,15 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import configs, finite_differences, gradcheck, gradient_checks, plots, runs
+from linopt import (
+    configs,
+    finite_differences,
+    gradcheck,
+    gradient_checks,
+    plots,
+    presets,
+    runs,
+)
 
 flags.DEFINE_float("h", None, "Finite-difference step.")
 flags.DEFINE_enum(
@@ -205,7 +213,7 @@ def run(config: configs.GradcheckConfig, workdir=None) -> dict:
       name, ``passed`` and ``failed`` (the losses whose check missed "good"),
       and the settings. Failures are also named on stderr.
     """
-    c, sources = configs.resolve(config)
+    c, sources = presets.resolve(config)
     names = list(configs.LOSSES) if c.loss == "both" else [c.loss]
     with jax.enable_x64(c.x64):
         ds = common.load_data(c, dtype="float64" if c.x64 else "float32")

@@ -33,7 +33,7 @@ from absl import flags
 from matplotlib.figure import Figure
 
 from experiments import common
-from linopt import configs, landscape, losses, plots, runs
+from linopt import configs, landscape, losses, plots, presets, runs
 from linopt.errors import LinoptError
 
 flags.DEFINE_string(
@@ -130,7 +130,7 @@ def run(config: configs.LandscapeConfig, workdir=None) -> dict:
       LinoptError: ``example`` or ``num_average`` beyond the training split, a
         ``weights`` file that does not fit, or a zero direction.
     """
-    config, sources = configs.resolve(config)
+    config, sources = presets.resolve(config)
     ds = common.load_data(config)
     num_train = len(ds.y_train)
     check_config(config, num_train)

@@ -27,7 +27,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import configs, lecture, losses, plots, runs, step_size
+from linopt import configs, lecture, losses, plots, presets, runs, step_size
 
 flags.DEFINE_float("min_step_size", None, "Smallest step size.")
 flags.DEFINE_float("max_step_size", None, "Largest step size.")
@@ -83,7 +83,7 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
     Returns:
       the summary (``summary.json``).
     """
-    config, sources = configs.resolve(config)
+    config, sources = presets.resolve(config)
     ds = common.load_data(config)  # num_train: the first N training examples
     path = common.start(workdir, "step_size", config, sources)
     start = time.perf_counter()

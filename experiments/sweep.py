@@ -21,7 +21,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import configs, plots, runs, sharding, training
+from linopt import configs, plots, presets, runs, sharding, training
 from linopt import sweep as sweeps
 
 flags.DEFINE_list(
@@ -149,7 +149,7 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
       workdir: the run folder (default: a new ``runs/sweep-<time>``).
     """
     sharding.initialize_distributed()  # multi-host: see linopt.sharding
-    c, sources = configs.resolve(config)
+    c, sources = presets.resolve(config)
     ds = common.load_data(c)
     sharding.check_num_devices(c.num_devices, len(ds.y_train))
     X, y = sharding.shard_data(ds.X_train, ds.y_train, c.num_devices)

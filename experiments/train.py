@@ -18,7 +18,16 @@ import dataclasses
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import checkpoint, configs, plots, runs, sharding, strategies, training
+from linopt import (
+    checkpoint,
+    configs,
+    plots,
+    presets,
+    runs,
+    sharding,
+    strategies,
+    training,
+)
 from linopt.errors import LinoptError
 
 flags.DEFINE_float("learning_rate", None, "Step size of the gradient updates.")
@@ -153,13 +162,13 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
       each strategy's summary under ``"strategies"``.
     """
     sharding.initialize_distributed()  # multi-host: see linopt.sharding
-    config, sources = configs.resolve(config)
+    config, sources = presets.resolve(config)
     if config.checkpoint_every and config.chunk_size is None:
         config = dataclasses.replace(config, chunk_size=config.checkpoint_every)
     ds = common.load_data(config)
     names = strategies.STRATEGIES if config.strategy == "all" else (config.strategy,)
     per_strategy = {
-        name: configs.resolve(config, strategy=name)[0] if len(names) > 1 else config
+        name: presets.resolve(config, strategy=name)[0] if len(names) > 1 else config
         for name in names
     }
     for c in per_strategy.values():

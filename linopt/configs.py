@@ -7,11 +7,13 @@ mutated half-way through a run, and a misspelt field is a ``TypeError`` at
 once.) ``__post_init__`` checks every value it is given and raises
 ``ValueError`` naming the field; the experiments turn that into one line.
 
-A hyperparameter left ``None`` takes its value from :mod:`linopt.presets`
-when :func:`resolve` fills the config; a value given for a setting that would
-do nothing (``momentum`` with plain SGD, ``population`` for mini-batch
-descent) is refused there, and preset values that do not apply are dropped,
-so a resolved config holds exactly what the run uses.
+A hyperparameter left ``None`` (the fields in a config's ``HYPERPARAMETERS``)
+takes its value from the preset table when :func:`linopt.presets.resolve`
+fills the config (``PRESET_SLOT`` names the table's strategy slot); a value
+given for a setting that would do nothing (``momentum`` with plain SGD,
+``population`` for mini-batch descent) is refused there, and preset values
+that do not apply are dropped, so a resolved config holds exactly what the
+run uses.
 """
 
 from __future__ import annotations
@@ -19,20 +21,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import ClassVar
 
-from linopt import presets
+from linopt import losses, presets
+from linopt.data import DATASETS
+from linopt.optimizers import OPTIMIZERS, SCHEDULES
+from linopt.strategies import STRATEGIES
 
-DATASETS = ("digits", "cifar10", "synthetic")
-LOSSES = ("svm", "softmax")
-STRATEGIES = (
-    "random_search",
-    "random_local_search",
-    "gradient_descent",
-    "minibatch",
-    "sgd",
-)
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "exponential")
+LOSSES = tuple(losses.LOSSES)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -55,22 +51,18 @@ def _at_least(config, minimum, *names) -> None:
         )
 
 
-def _positive(config, *names) -> None:
+def _positive(config, *names, or_zero: bool = False) -> None:
     for name in names:
         value = getattr(config, name)
         _require(
-            value is None or (math.isfinite(value) and value > 0),
-            f"{name} must be > 0, got {value}",
+            value is None
+            or (math.isfinite(value) and (value > 0 or or_zero and value == 0)),
+            f"{name} must be a finite number {'>=' if or_zero else '>'} 0, got {value}",
         )
 
 
 def _non_negative(config, *names) -> None:
-    for name in names:
-        value = getattr(config, name)
-        _require(
-            value is None or (math.isfinite(value) and value >= 0),
-            f"{name} must be a finite number >= 0, got {value}",
-        )
+    _positive(config, *names, or_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +94,10 @@ class DataConfig:
             "num_val changes nothing for digits (split 70/10/20); leave it unset",
         )
 
+    def applies(self, name: str) -> bool:
+        """Whether setting field ``name`` changes this run (see ``resolve``)."""
+        return True
+
 
 # The hyperparameters of TrainConfig (None: from the preset) and when each
 # applies; the rest of a config's fields are settings with fixed defaults.
@@ -122,9 +118,19 @@ _APPLIES = {
 }
 
 
+_TRAIN_HPARAMS = tuple(
+    "num_steps learning_rate reg init_scale batch_size sampling optimizer "
+    "schedule decay_rate decay_steps momentum search_scale population "
+    "step_size block ".split()
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(DataConfig):
     """``experiments.train``: one strategy (or ``"all"``) on one loss."""
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = _TRAIN_HPARAMS
+    PRESET_SLOT: ClassVar[str | None] = None
 
     strategy: str = "minibatch"
     loss: str = "svm"
@@ -182,22 +188,9 @@ class TrainConfig(DataConfig):
         return name in _APPLIES[self.strategy]
 
 
-_TRAIN_HPARAMS = (
-    "num_steps",
-    "learning_rate",
-    "reg",
-    "init_scale",
-    "batch_size",
-    "sampling",
-    "optimizer",
-    "schedule",
-    "decay_rate",
-    "decay_steps",
-    "momentum",
-    "search_scale",
-    "population",
-    "step_size",
-    "block",
+_SWEEP_HPARAMS = tuple(
+    "learning_rates regs num_steps init_scale batch_size optimizer schedule "
+    "decay_rate decay_steps momentum ".split()
 )
 
 
@@ -207,6 +200,9 @@ class SweepConfig(DataConfig):
 
     Cell seeds are ``seed, seed + 1, ..., seed + num_seeds - 1``.
     """
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = _SWEEP_HPARAMS
+    PRESET_SLOT: ClassVar[str | None] = "sweep"
 
     strategy: str = "minibatch"  # or "gradient_descent"
     loss: str = "svm"
@@ -273,23 +269,12 @@ class SweepConfig(DataConfig):
         return True
 
 
-_SWEEP_HPARAMS = (
-    "learning_rates",
-    "regs",
-    "num_steps",
-    "init_scale",
-    "batch_size",
-    "optimizer",
-    "schedule",
-    "decay_rate",
-    "decay_steps",
-    "momentum",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class GradcheckConfig(DataConfig):
     """``experiments.gradcheck``: analytic against numerical gradients."""
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ("reg",)
+    PRESET_SLOT: ClassVar[str | None] = "gradcheck"
 
     num_train: int | None = 20  # a small dev subset: the lecture's advice
     loss: str = "both"  # "svm", "softmax" or "both"
@@ -314,13 +299,13 @@ class GradcheckConfig(DataConfig):
         _non_negative(self, "reg")
         _positive(self, "weight_scale")
 
-    def applies(self, name: str) -> bool:
-        return True
-
 
 @dataclasses.dataclass(frozen=True)
 class LandscapeConfig(DataConfig):
     """``experiments.landscape``: 1-D and 2-D slices of the loss, and the toy."""
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ("reg", "init_scale")
+    PRESET_SLOT: ClassVar[str | None] = "landscape"
 
     loss: str = "svm"
     reg: float | None = None  # the 'with reg' panels' strength
@@ -360,6 +345,9 @@ class LandscapeConfig(DataConfig):
 class StepSizeConfig(DataConfig):
     """``experiments.step_size``: the loss after one step of each size."""
 
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ("reg", "init_scale")
+    PRESET_SLOT: ClassVar[str | None] = "step_size"
+
     loss: str = "svm"
     reg: float | None = None
     init_scale: float | None = None  # W = init_scale * rand(C, D), the lecture's
@@ -390,122 +378,16 @@ class StepSizeConfig(DataConfig):
             "decades gives more than 10000 step sizes; use fewer",
         )
 
-    def applies(self, name: str) -> bool:
-        return True
-
 
 @dataclasses.dataclass(frozen=True)
 class ReproduceConfig(DataConfig):
     """``experiments.reproduce``: the whole lecture, beside its numbers."""
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ()
+    PRESET_SLOT: ClassVar[str | None] = None
 
     num_tries: int = 1000  # tries of random search and random local search
 
     def __post_init__(self):
         super().__post_init__()
         _at_least(self, 1, "num_tries")
-
-    def applies(self, name: str) -> bool:
-        return True
-
-
-# The preset-filled fields of each config, and the strategy slot it looks up.
-_HPARAMS = {
-    TrainConfig: _TRAIN_HPARAMS,
-    SweepConfig: _SWEEP_HPARAMS,
-    GradcheckConfig: ("reg",),
-    LandscapeConfig: ("reg", "init_scale"),
-    StepSizeConfig: ("reg", "init_scale"),
-    ReproduceConfig: (),
-}
-_SLOT = {
-    SweepConfig: "sweep",
-    GradcheckConfig: "gradcheck",
-    LandscapeConfig: "landscape",
-    StepSizeConfig: "step_size",
-}
-
-
-def hyperparameters(config_type) -> tuple[str, ...]:
-    """The fields of ``config_type`` whose defaults come from the presets."""
-    return _HPARAMS[config_type]
-
-
-def resolve(config, strategy: str | None = None):
-    """``config`` with every unset hyperparameter filled from the preset table.
-
-    Args:
-      config: any config of this module, fields left ``None`` to be filled.
-      strategy: for a ``TrainConfig`` with ``strategy="all"``: the strategy to
-        resolve for (its own preset, at the comparison's ``num_steps``).
-    Returns:
-      ``(config, sources)``: the filled config (fields that do not apply left
-      ``None``) and, for each field the preset filled, the table row it came
-      from.
-    Raises:
-      ValueError: a given value that would change nothing, or a schedule that
-        does not decay.
-    """
-    kind = type(config)
-    names = _HPARAMS[kind]
-    if not names:
-        return config, {}
-    loss = getattr(config, "loss", "svm")
-    loss = "svm" if loss == "both" else loss
-    preset = getattr(config, "preset", "linopt")
-    slot = _SLOT.get(kind) or strategy or config.strategy
-    values, sources = presets.lookup(config.dataset, loss, slot, preset)
-    if kind is SweepConfig:  # the grid's other settings: the strategy's preset
-        trained, trained_from = presets.lookup(
-            config.dataset, loss, config.strategy, preset
-        )
-        values, sources = {**trained, **values}, {**trained_from, **sources}
-    if strategy is not None:  # one strategy of "all": its preset, the shared steps
-        own, own_from = presets.lookup(config.dataset, loss, strategy, preset)
-        values = {**own, "num_steps": values["num_steps"]}
-        sources = {**own_from, "num_steps": sources["num_steps"]}
-        if config.num_steps is not None:
-            values["num_steps"] = config.num_steps
-        config = dataclasses.replace(config, strategy=strategy)
-    given = {n: getattr(config, n) for n in names if getattr(config, n) is not None}
-    merged = dataclasses.replace(
-        config, **{**{n: v for n, v in values.items() if n in names}, **given}
-    )
-    for name in given if strategy is None else ():  # "all": checked as a whole
-        _require(
-            merged.applies(name),
-            f"{name} changes nothing in this run; {_why(merged, name)}",
-        )
-    if getattr(merged, "schedule", None) in ("step", "exponential"):
-        _require(
-            merged.decay_rate is not None and merged.decay_rate != 1,
-            f"schedule {merged.schedule!r} needs a decay_rate other than 1 "
-            "(it would stay constant)",
-        )
-        if merged.decay_steps is None:
-            merged = dataclasses.replace(
-                merged,
-                decay_steps=presets.decay_steps(merged.schedule, merged.num_steps),
-            )
-            sources["decay_steps"] = "derived from schedule and num_steps"
-    unused = {n: None for n in names if not merged.applies(n)}
-    merged = dataclasses.replace(merged, **unused)
-    filled = {
-        n: sources[n]
-        for n in names
-        if n not in given and getattr(merged, n) is not None and n in sources
-    }
-    return merged, filled
-
-
-def _why(config, name: str) -> str:
-    if name == "momentum":
-        return "it applies to optimizer momentum or nesterov only"
-    if name in ("decay_rate", "decay_steps"):
-        return "it applies to schedule step or exponential only"
-    strategy = getattr(config, "strategy", "")
-    if name == "batch_size" and strategy in ("gradient_descent", "sgd"):
-        size = "all" if strategy == "gradient_descent" else 1
-        return f"{strategy} uses batch size {size}"
-    if name == "init_scale":
-        return "the centre is the weights file"
-    return f"it does not apply to strategy {strategy}"

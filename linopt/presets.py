@@ -6,7 +6,8 @@ by ``(data set, loss, strategy, preset)``. Experiments that train nothing
 strategy slot; ``"all"`` is ``experiments.train --strategy=all`` (every
 strategy compared at the same number of loss evaluations). ``"*"`` matches
 anything. Rows are applied in order, so a later, more specific row overrides
-an earlier one, and :func:`lookup` says which row gave each value.
+an earlier one, and :func:`lookup` says which row gave each value;
+:func:`resolve` fills a config of :mod:`linopt.configs` from it.
 
 Why these values (measured on the lossy CIFAR-10 copy, seeds 0-2):
 
@@ -24,6 +25,7 @@ Why these values (measured on the lossy CIFAR-10 copy, seeds 0-2):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 ANY = "*"
@@ -144,3 +146,87 @@ def lookup(
 def decay_steps(schedule: str, num_steps: int) -> int:
     """The default steps per decay: the whole run (exponential), a third (step)."""
     return max(1, num_steps if schedule == "exponential" else num_steps // 3)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def resolve(config, strategy: str | None = None):
+    """``config`` with every unset hyperparameter filled from the preset table.
+
+    Args:
+      config: any config of :mod:`linopt.configs`, fields left ``None`` to be filled.
+      strategy: for a ``TrainConfig`` with ``strategy="all"``: the strategy to
+        resolve for (its own preset, at the comparison's ``num_steps``).
+    Returns:
+      ``(config, sources)``: the filled config (fields that do not apply left
+      ``None``) and, for each field the preset filled, the table row it came
+      from.
+    Raises:
+      ValueError: a given value that would change nothing, or a schedule that
+        does not decay.
+    """
+    kind = type(config)
+    names = kind.HYPERPARAMETERS
+    if not names:
+        return config, {}
+    loss = getattr(config, "loss", "svm")
+    loss = "svm" if loss == "both" else loss
+    preset = getattr(config, "preset", "linopt")
+    slot = kind.PRESET_SLOT or strategy or config.strategy
+    values, sources = lookup(config.dataset, loss, slot, preset)
+    if slot == "sweep":  # the grid's other settings: the strategy's preset
+        trained, trained_from = lookup(config.dataset, loss, config.strategy, preset)
+        values, sources = {**trained, **values}, {**trained_from, **sources}
+    if strategy is not None:  # one strategy of "all": its preset, the shared steps
+        own, own_from = lookup(config.dataset, loss, strategy, preset)
+        values = {**own, "num_steps": values["num_steps"]}
+        sources = {**own_from, "num_steps": sources["num_steps"]}
+        if config.num_steps is not None:
+            values["num_steps"] = config.num_steps
+        config = dataclasses.replace(config, strategy=strategy)
+    given = {n: getattr(config, n) for n in names if getattr(config, n) is not None}
+    merged = dataclasses.replace(
+        config, **{**{n: v for n, v in values.items() if n in names}, **given}
+    )
+    for name in given if strategy is None else ():  # "all": checked as a whole
+        _require(
+            merged.applies(name),
+            f"{name} changes nothing in this run; {_why(merged, name)}",
+        )
+    if getattr(merged, "schedule", None) in ("step", "exponential"):
+        _require(
+            merged.decay_rate is not None and merged.decay_rate != 1,
+            f"schedule {merged.schedule!r} needs a decay_rate other than 1 "
+            "(it would stay constant)",
+        )
+        if merged.decay_steps is None:
+            merged = dataclasses.replace(
+                merged,
+                decay_steps=decay_steps(merged.schedule, merged.num_steps),
+            )
+            sources["decay_steps"] = "derived from schedule and num_steps"
+    unused = {n: None for n in names if not merged.applies(n)}
+    merged = dataclasses.replace(merged, **unused)
+    filled = {
+        n: sources[n]
+        for n in names
+        if n not in given and getattr(merged, n) is not None and n in sources
+    }
+    return merged, filled
+
+
+def _why(config, name: str) -> str:
+    if name == "momentum":
+        return "it applies to optimizer momentum or nesterov only"
+    if name in ("decay_rate", "decay_steps"):
+        return "it applies to schedule step or exponential only"
+    strategy = getattr(config, "strategy", "")
+    if name == "batch_size" and strategy in ("gradient_descent", "sgd"):
+        size = "all" if strategy == "gradient_descent" else 1
+        return f"{strategy} uses batch size {size}"
+    if name == "init_scale":
+        return "the centre is the weights file"
+    return f"it does not apply to strategy {strategy}"

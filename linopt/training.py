@@ -2,7 +2,7 @@
 ``experiments.train`` runs and what tests call shrunk.
 
 :func:`make_strategy` is the one way from a :class:`linopt.configs.TrainConfig`
-(resolved by :func:`linopt.configs.resolve`, so every hyperparameter is set
+(resolved by :func:`linopt.presets.resolve`, so every hyperparameter is set
 and the ones that do not apply are None) to a strategy, its typed
 hyperparameters and its number of driver steps; :func:`train` runs it on the
 training split, data-parallel over ``config.num_devices``.

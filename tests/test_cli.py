@@ -17,7 +17,7 @@ import experiments.step_size
 import experiments.sweep
 import experiments.train  # noqa: F401  (all modules import into one process)
 from experiments import common
-from linopt import configs
+from linopt import configs, presets
 
 CONFIGS = {
     "train": configs.TrainConfig,
@@ -35,7 +35,7 @@ def parse(experiment, *args):
     try:
         flags.FLAGS(["prog", *args])
         config = common.config_from_flags(CONFIGS[experiment])
-        return configs.resolve(config)[0]
+        return presets.resolve(config)[0]
     finally:
         flags.FLAGS.unparse_flags()
 
@@ -45,7 +45,7 @@ def parse(experiment, *args):
     [
         ("train", ["--batch_size=0"], "batch_size must be >= 1"),
         ("train", ["--num_steps=-3"], "num_steps must be >= 1"),
-        ("train", ["--learning_rate=-1"], "learning_rate must be > 0"),
+        ("train", ["--learning_rate=-1"], "learning_rate must be a finite number > 0"),
         ("train", ["--momentum=0.5"], "momentum changes nothing"),
         ("train", ["--schedule=step"], "needs a decay_rate"),
         ("train", ["--strategy=sgd", "--batch_size=8"], "sgd uses batch size 1"),
