@@ -33,31 +33,18 @@ flags.DEFINE_integer(
 )
 
 CURVES = 6  # cells drawn in loss_curves.png
+_REPORTED = (  # the grid's fixed settings, in summary.json
+    "num_steps",
+    "batch_size",
+    "optimizer",
+    "schedule",
+    "decay_rate",
+    "decay_steps",
+    "momentum",
+    "init_scale",
+)
 # SweepConfig's fields that a TrainConfig has too.
-_SHARED = (
-    "dataset",
-    "seed",
-    "strategy",
-    "loss",
-    "num_steps",
-    "init_scale",
-    "batch_size",
-    "optimizer",
-    "schedule",
-    "decay_rate",
-    "decay_steps",
-    "momentum",
-)
-_REPORTED = (
-    "num_steps",
-    "batch_size",
-    "optimizer",
-    "schedule",
-    "decay_rate",
-    "decay_steps",
-    "momentum",
-    "init_scale",
-)
+_SHARED = ("dataset", "seed", "strategy", "loss", *_REPORTED)
 
 
 def write_outputs(workdir, result, cells, c, best) -> list[dict]:

@@ -242,22 +242,19 @@ def test_missing_batch_is_named(tmp_path, arrays, layout):
     assert str(missing) in str(info.value)
 
 
-def test_truncated_binary_batch(tmp_path, arrays):
+@pytest.mark.parametrize(
+    "layout, name, keep, message",
+    [
+        ("bin", "data_batch_4.bin", -100, "truncated"),
+        ("py", "test_batch", 5000, "truncated or corrupt"),
+    ],
+)
+def test_truncated_batch(tmp_path, arrays, layout, name, keep, message):
     xs, ys = arrays
-    folder = write_bin_layout(tmp_path, xs, ys)
-    path = folder / "data_batch_4.bin"
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(DataError, match="truncated") as info:
-        cifar10.load_raw(tmp_path, download=False)
-    assert str(path) in str(info.value)
-
-
-def test_truncated_pickle_batch(tmp_path, arrays):
-    xs, ys = arrays
-    folder = write_py_layout(tmp_path, xs, ys)
-    path = folder / "test_batch"
-    path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(DataError, match="truncated or corrupt") as info:
+    folder = (write_py_layout if layout == "py" else write_bin_layout)(tmp_path, xs, ys)
+    path = folder / name
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(DataError, match=message) as info:
         cifar10.load_raw(tmp_path, download=False)
     assert str(path) in str(info.value)
 
@@ -370,12 +367,16 @@ def test_download_verifies_then_extracts(served, arrays, monkeypatch):
     assert kept == [cifar10.PY_DIR, cifar10.ARCHIVE]
 
 
+def download_fails_keeping_nothing(data_dir, message):
+    with pytest.raises(DataError, match=message):
+        cifar10.load_raw(data_dir, download=True)
+    assert_nothing_kept(data_dir)
+
+
 def test_checksum_mismatch_is_refused(served, monkeypatch):
     data_dir, _ = served
     monkeypatch.setattr(cifar10, "SHA256", "0" * 64)
-    with pytest.raises(DataError, match="sha256"):
-        cifar10.load_raw(data_dir, download=True)
-    assert_nothing_kept(data_dir)
+    download_fails_keeping_nothing(data_dir, "sha256")
 
 
 def test_interrupted_download_is_not_kept(served, monkeypatch):
@@ -393,9 +394,7 @@ def test_interrupted_download_is_not_kept(served, monkeypatch):
     monkeypatch.setattr(
         cifar10.urllib.request, "urlopen", lambda url, timeout: Broken(b"x" * 10)
     )
-    with pytest.raises(DataError, match="IncompleteRead"):
-        cifar10.load_raw(data_dir, download=True)
-    assert_nothing_kept(data_dir)
+    download_fails_keeping_nothing(data_dir, "IncompleteRead")
 
 
 def test_part_file_is_never_taken_as_finished(served, monkeypatch):
