@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +48,34 @@ def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
     assert len(metrics) == s["num_steps"]
     assert np.load(out / "params.npy").shape == (10, 65)
     assert [p.name for p in out.glob(".*")] == [".lock"]  # no temporary files
+
+
+@pytest.mark.slow
+def test_a_second_sigint_exits_at_once_inside_a_chunk(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "--num_steps=100000000",
+            "--chunk_size=5000000",  # minutes a chunk: the signal lands inside one
+            f"--workdir={out}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (out / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # compiled and inside the first chunk
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    start = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.time() - start < 5, stderr
+    assert proc.returncode == 128 + signal.SIGINT, stderr
+    assert "SIGINT again: exiting now" in stderr and "Traceback" not in stderr
