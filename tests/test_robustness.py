@@ -18,26 +18,26 @@ def summary(folder):
     return json.loads((folder / "summary.json").read_text())
 
 
-def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
-    out = tmp_path / "run"
+def start_long_run(out, *flags, wait_for="config.json"):
+    """``experiments.train`` for 1e8 steps, once ``out / wait_for`` exists."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "--num_steps=100000000",
-            "--chunk_size=2000",
-            "--checkpoint_every=2000",
-            f"--workdir={out}",
-        ],
+        [sys.executable, "-m", "experiments.train", "--num_steps=100000000", *flags]
+        + [f"--workdir={out}"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.time() + 120
-    while not (out / "checkpoint.npz").exists() and time.time() < deadline:
+    while not (out / wait_for).exists() and time.time() < deadline:
         time.sleep(0.2)
+    return proc
+
+
+def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
+    out = tmp_path / "run"
+    flags = ("--chunk_size=2000", "--checkpoint_every=2000")
+    proc = start_long_run(out, *flags, wait_for="checkpoint.npz")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGINT, stderr
@@ -53,23 +53,8 @@ def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
 @pytest.mark.slow
 def test_a_second_sigint_exits_at_once_inside_a_chunk(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "--num_steps=100000000",
-            "--chunk_size=5000000",  # minutes a chunk: the signal lands inside one
-            f"--workdir={out}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not (out / "config.json").exists() and time.time() < deadline:
-        time.sleep(0.2)
+    # Minutes a chunk, so the signals land inside one.
+    proc = start_long_run(out, "--chunk_size=5000000")
     time.sleep(3)  # compiled and inside the first chunk
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
