@@ -74,9 +74,15 @@ def sanity_losses(config: configs.ReproduceConfig) -> dict:
 
 
 def experiment_config(config: configs.ReproduceConfig, module, own: dict):
-    """The experiment's config: the data fields of ``config``, its own fields."""
+    """The experiment's config: the data fields of ``config``, its own fields.
+
+    A data field left at its default keeps the experiment's own default (the
+    gradient check's 20 examples, not every training example).
+    """
     data = {
-        f.name: getattr(config, f.name) for f in dataclasses.fields(configs.DataConfig)
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(configs.DataConfig)
+        if getattr(config, f.name) != f.default
     }
     if module is train and own["strategy"].startswith("random"):
         own = {**own, "num_steps": config.num_tries}

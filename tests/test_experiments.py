@@ -188,3 +188,17 @@ def test_reproduce_on_synthetic(tmp_path):
     assert summary["status"] == "completed", summary["runs"]
     assert set(summary["runs"]) == {folder for _, folder, _, _ in reproduce.EXPERIMENTS}
     assert "Lecture / measured" in (out / "report.md").read_text()
+
+
+def test_reproduce_keeps_each_experiments_own_defaults():
+    config = configs.ReproduceConfig(dataset="synthetic", num_tries=50)
+    sub = {
+        folder: reproduce.experiment_config(config, module, own)
+        for _, folder, module, own in reproduce.EXPERIMENTS
+    }
+    assert sub["gradcheck"].num_train == 20  # the lecture's few examples
+    assert sub["minibatch_svm"].num_train is None  # every training example
+    assert sub["random_search"].num_steps == 50
+    assert {c.dataset for c in sub.values()} == {"synthetic"}
+    given = configs.ReproduceConfig(num_train=100)
+    assert reproduce.experiment_config(given, gradcheck, {}).num_train == 100
