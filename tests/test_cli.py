@@ -111,6 +111,7 @@ def test_every_flag_name_is_defined_once():
         ("reproduce", ["--strategy=sgd"], "--strategy is not a flag", 2),
     ],
 )
+@pytest.mark.slow  # a subprocess each
 def test_bad_input_is_one_line_and_nonzero(
     run_module, tmp_path, experiment, args, message, code
 ):
@@ -123,6 +124,7 @@ def test_bad_input_is_one_line_and_nonzero(
     assert not out.exists()  # checked before anything is written
 
 
+@pytest.mark.slow  # a subprocess each
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_lists_what_matters_with_the_preset_values(run_module, flag):
     proc = run_module("train", "--dataset=cifar10", flag, timeout=120)

@@ -34,6 +34,7 @@ def start_long_run(out, *flags, wait_for="config.json"):
     return proc
 
 
+@pytest.mark.slow
 def test_sigint_leaves_valid_files_marked_interrupted(tmp_path):
     out = tmp_path / "run"
     flags = ("--chunk_size=2000", "--checkpoint_every=2000")
