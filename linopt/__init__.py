@@ -26,7 +26,12 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``reference``       plain numpy versions of the lecture's code
 ``lecture``         the lecture's own numbers
 ``errors``          errors a user can fix
+``estimator``       ``LinearClassifier``: a scikit-learn classifier on the driver
+``model_io``        a trained model as one file, no pickle; ``load_model``
 =================== =========================================================
+
+``linopt.LinearClassifier`` and ``linopt.load_model`` are the two names
+outside a module: a classifier people fit, and a saved one they apply.
 """
 
 import importlib
@@ -56,14 +61,20 @@ __all__ = [
     "reference",
     "lecture",
     "errors",
+    "estimator",
+    "model_io",
 ]
+# The classifier and its saved models, at the top level.
+EXPORTS = {"LinearClassifier": "estimator", "load_model": "model_io"}
 
 
 def __getattr__(name):  # lazy, so `import linopt` stays fast and light
     if name in __all__:
         return importlib.import_module(f"linopt.{name}")
+    if name in EXPORTS:
+        return getattr(importlib.import_module(f"linopt.{EXPORTS[name]}"), name)
     raise AttributeError(f"module 'linopt' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*__all__, "__version__"])
+    return sorted([*__all__, *EXPORTS, "__version__"])

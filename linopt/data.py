@@ -31,7 +31,7 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
     class_names: tuple[str, ...]
     image_shape: tuple[int, ...]  # of one example without the bias column
-    mean_image: np.ndarray  # subtracted from every split; (D - 1,)
+    mean_image: np.ndarray  # float64 (D - 1,), subtracted from every split
 
     @property
     def num_classes(self) -> int:
@@ -49,16 +49,22 @@ def preprocess(train, *others, dtype=np.float32):
     """
     train = np.asarray(train)
     mean = train.mean(axis=0, dtype=np.float64)
+    out = [transform(x, mean, dtype) for x in (train, *others)]
+    return (mean, *out)  # the float64 mean, exactly what was subtracted
 
-    def transform(x):
-        x = np.asarray(x)
-        out = np.empty((x.shape[0], x.shape[1] + 1), dtype)
-        # Subtract in float64 straight into the output: no full-size temporaries.
-        np.subtract(x, mean, out=out[:, :-1], casting="unsafe")
-        out[:, -1] = 1
-        return out
 
-    return (mean.astype(dtype), transform(train), *(transform(x) for x in others))
+def transform(x, mean, dtype=np.float32) -> np.ndarray:
+    """Raw rows ``x: (N, D - 1)`` as a model sees them: ``x - mean``, then a 1.
+
+    The one home of the preprocessing: :func:`preprocess` and a trained
+    model (:mod:`linopt.estimator`, :mod:`linopt.model_io`) apply it.
+    """
+    x = np.asarray(x)
+    out = np.empty((x.shape[0], x.shape[1] + 1), dtype)
+    # Subtract in float64 straight into the output: no full-size temporaries.
+    np.subtract(x, np.asarray(mean, np.float64), out=out[:, :-1], casting="unsafe")
+    out[:, -1] = 1
+    return out
 
 
 def _build(x_train, y_train, x_val, y_val, x_test, y_test, names, shape, dtype):

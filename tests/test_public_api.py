@@ -17,6 +17,14 @@ def test_dir_lists_the_modules():
     assert set(linopt.__all__) <= set(dir(linopt))
 
 
+def test_the_classifier_and_load_model_are_top_level():
+    from linopt import estimator, model_io
+
+    assert linopt.LinearClassifier is estimator.LinearClassifier
+    assert linopt.load_model is model_io.load_model
+    assert {"LinearClassifier", "load_model"} <= set(dir(linopt))
+
+
 def test_the_library_names_no_command_line_flag():
     """Messages name arguments (``num_devices``), never ``--num_devices``."""
     root = Path(linopt.__file__).parent
