@@ -6,8 +6,11 @@
 
 Hyperparameters left unset take the preset of the data set, loss and strategy
 (linopt.presets; --help shows each value and its row). Writes config.json,
-summary.json, metrics.csv, loss_curve.png, templates.png (image data) and
-params.npy into --workdir; --strategy=all writes one folder per strategy and a
+summary.json (with the test confusion matrix and per-class accuracy),
+metrics.csv, loss_curve.png, templates.png (image data), confusion.png,
+params.npy and model.npz (``linopt.load_model(path).predict(raw_rows)``) into
+--workdir; --baseline adds scikit-learn's LogisticRegression and LinearSVC on
+the same split to summary.json; --strategy=all writes one folder per strategy and a
 comparison. In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
 """
 
@@ -15,12 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from absl import flags
 
 from experiments import common, interrupt, progress
 from linopt import (
     checkpoint,
     configs,
+    evaluation,
+    model_io,
     plots,
     presets,
     runs,
@@ -51,6 +57,9 @@ flags.DEFINE_integer(
     "checkpoint_every", None, "Save the whole run state every this many steps."
 )
 flags.DEFINE_bool("resume", None, "Continue from the checkpoint in --workdir.")
+flags.DEFINE_bool(
+    "baseline", None, "Also fit scikit-learn's LogisticRegression and LinearSVC."
+)
 
 
 def check_config(config: configs.TrainConfig, ds) -> None:
@@ -126,8 +135,29 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
         summary["stopped_by"] = stop.signal_name
     columns = {"step": range(1, len(result.losses) + 1), "loss": result.losses}
     runs.write_csv(workdir / "metrics.csv", columns)
+    summary.update(
+        evaluation.confusion(result.params, ds.X_test, ds.y_test, ds.class_names)
+    )
+    if config.baseline:
+        summary["baselines"] = evaluation.baselines(ds, config.loss, config.seed)
     runs.save_array(workdir / "params.npy", result.params)
+    model_io.save_model(  # applies to raw rows: the mean and bias travel with W
+        workdir / "model.npz",
+        params=result.params,
+        mean=ds.mean_image,
+        classes=np.arange(ds.num_classes),
+        config=dataclasses.asdict(config),
+        class_names=ds.class_names,
+        image_shape=ds.image_shape,
+        loss_history=result.losses,
+    )
     runs.write_json(workdir / "summary.json", summary)  # before the figures
+    plots.confusion_matrix(
+        workdir / "confusion.png",
+        summary["confusion_matrix"],
+        ds.class_names,
+        title=f"{config.strategy}, {config.loss} on {config.dataset} (test split)",
+    )
     plots.loss_curve(
         workdir / "loss_curve.png",
         result.losses,
@@ -199,6 +229,12 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
             f"{name:>20}: {s['status']}, train loss {s['train_loss']:.4f}, "
             f"val acc {s['val_accuracy']:.3f}, test acc {s['test_accuracy']:.3f}, "
             f"{s['num_loss_evals']} loss evals, {s['wall_time_s']:.1f} s"
+        )
+    baselines = next((s["baselines"] for s in results.values() if "baselines" in s), {})
+    for name, b in baselines.items():  # scikit-learn on the same split
+        print(
+            f"{name:>20}: val acc {b['val_accuracy']:.3f}, test acc "
+            f"{b['test_accuracy']:.3f}, {b['fit_time_s']:.1f} s (scikit-learn)"
         )
     print(f"outputs in {path}")
     return {k: v for k, v in summary.items() if k != "losses"}

@@ -26,6 +26,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``reference``       plain numpy versions of the lecture's code
 ``lecture``         the lecture's own numbers
 ``errors``          errors a user can fix
+``evaluation``      confusion matrix, per-class accuracy, scikit-learn baselines
 ``estimator``       ``LinearClassifier``: a scikit-learn classifier on the driver
 ``model_io``        a trained model as one file, no pickle; ``load_model``
 =================== =========================================================
@@ -63,6 +64,7 @@ __all__ = [
     "errors",
     "estimator",
     "model_io",
+    "evaluation",
 ]
 # The classifier and its saved models, at the top level.
 EXPORTS = {"LinearClassifier": "estimator", "load_model": "model_io"}

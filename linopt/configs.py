@@ -154,6 +154,7 @@ class TrainConfig(DataConfig):
     chunk_size: int | None = None  # steps per compiled chunk (default: ~20 a run)
     checkpoint_every: int | None = None  # save the whole state every this many steps
     resume: bool = False  # continue from the checkpoint in the workdir
+    baseline: bool = False  # also fit scikit-learn's linear classifiers, timed
 
     def __post_init__(self):
         super().__post_init__()

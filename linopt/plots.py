@@ -147,3 +147,33 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def confusion_matrix(path, counts, class_names, *, title: str = ""):
+    """Test examples by true (rows) and predicted (columns) class.
+
+    Colour is the fraction of each true class (a row sums to 1, so a small
+    class shows as plainly as a large one) on a sequential scale from 0;
+    each cell prints its count.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    totals = counts.sum(axis=1, keepdims=True)
+    fractions = counts / np.maximum(totals, 1)
+    n = len(class_names)
+    size = max(4.5, 0.55 * n + 2)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
+    im = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            dark = fractions[i, j] > 0.6
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    right = np.diag(fractions)  # each class's accuracy, beside its name
+    ax.set_yticks(range(n), [f"{c} ({r:.0%})" for c, r in zip(class_names, right)])
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set(xlabel="predicted class", ylabel="true class (its accuracy)")
+    ax.set_title(f"{title}\n(test accuracy {accuracy:.3f}; cells: counts)".strip())
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    return save_figure(fig, path)

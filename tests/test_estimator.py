@@ -136,3 +136,35 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "junk.npz").write_text("junk")
     with pytest.raises(linopt.errors.DataError, match="not a linopt model"):
         linopt.load_model(tmp_path / "junk.npz")
+
+
+def test_a_model_written_by_train_predicts_raw_test_images(tmp_path):
+    """experiments.train's model.npz, loaded in a fresh process, on the raw
+    8x8 images of the test split: summary.json's accuracy exactly."""
+    import json
+
+    from experiments import train
+    from linopt import configs, data
+
+    workdir = tmp_path / "run"
+    config = configs.TrainConfig(num_steps=300, seed=3)
+    summary = train.run(config, workdir)
+    assert (workdir / "confusion.png").is_file()
+    counts = np.array(summary["confusion_matrix"])
+    assert counts.sum() == summary["num_test"]
+    assert np.trace(counts) / counts.sum() == pytest.approx(summary["test_accuracy"])
+    raw, labels = load_digits(return_X_y=True)
+    test = data.split_indices(len(labels), (0.1, 0.2), seed=3)[2]
+    np.save(tmp_path / "X.npy", raw[test])
+    code = (
+        "import sys, numpy as np, linopt\n"
+        "m = linopt.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[3], m.predict(np.load(sys.argv[2])))\n"
+    )
+    args = [str(workdir / "model.npz"), str(tmp_path / "X.npy"), str(tmp_path / "p")]
+    subprocess.run([sys.executable, "-c", code, *args], check=True, timeout=120)
+    predicted = np.load(tmp_path / "p.npy", allow_pickle=False)
+    on_disk = json.loads((workdir / "summary.json").read_text())
+    # summary's accuracy is a float32 mean: compare the count of right answers.
+    right = round(on_disk["test_accuracy"] * on_disk["num_test"])
+    assert np.sum(predicted == labels[test]) == right
