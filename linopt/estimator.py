@@ -9,7 +9,8 @@ out, so it works in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
 
 Unset hyperparameters come from the preset table (:mod:`linopt.presets`) of
 a data set. ``dataset="auto"`` picks the one whose features have the nearest
-scale (RMS after centering, :data:`FEATURE_SCALES`), so pixels of 0-255 get
+scale (RMS after centering,
+:data:`linopt.presets.FEATURE_SCALES`), so pixels of 0-255 get
 CIFAR-10's values and features of order 1-10 digits'; ``preset_dataset_``
 and ``hyperparameters_`` say what a fit used. The CS231n assignment's call is
 :meth:`LinearClassifier.train`.
@@ -18,7 +19,6 @@ and ``hyperparameters_`` say what a fit used. The CS231n assignment's call is
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 
 import numpy as np
@@ -31,18 +31,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from linopt import configs, data, losses, presets, training
 
-# RMS of each data set's features after centering (measured on its training
-# split): the scale its preset row was tuned for.
-FEATURE_SCALES = {"synthetic": 1.41, "digits": 4.34, "cifar10": 63.3}
-
 # The estimator's hyperparameters: the TrainConfig fields of the same names.
 HYPERPARAMETERS = configs.TrainConfig.HYPERPARAMETERS
-
-
-def dataset_for_scale(scale: float) -> str:
-    """The data set of :data:`FEATURE_SCALES` nearest ``scale`` (log distance)."""
-    scale = max(float(scale), 1e-12)
-    return min(FEATURE_SCALES, key=lambda n: abs(math.log(scale / FEATURE_SCALES[n])))
 
 
 class LinearClassifier(ClassifierMixin, BaseEstimator):
@@ -120,7 +110,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         """The resolved TrainConfig of this fit (raises ValueError naming a field)."""
         name = self.dataset
         if name == "auto":
-            name = dataset_for_scale(np.sqrt(np.mean(np.square(X_centered))))
+            scale = np.sqrt(np.mean(np.square(X_centered)))
+            name = presets.dataset_for_scale(scale)
         seed = self.random_state
         if not isinstance(seed, int | np.integer):
             seed = int(check_random_state(seed).randint(2**31 - 1))
@@ -162,9 +153,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self._set_fitted(
-            result.params, mean, dataclasses.asdict(config), result.losses
-        )
+        self._set_fitted(result.params, mean, dataclasses.asdict(config), result.losses)
         self.n_iter_, self.status_ = result.num_steps, result.status
         return self
 
@@ -205,7 +194,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         best = np.argmax(self._scores(X), axis=1)  # checks fitted first
         return self.classes_[best]
 
-    def train(self, X, y, learning_rate=None, reg=None, num_iters=None, batch_size=None):
+    def train(
+        self, X, y, learning_rate=None, reg=None, num_iters=None, batch_size=None
+    ):
         """The CS231n assignment's ``train``: set these (None keeps them), fit,
         return the loss history (``loss_history_``).
 

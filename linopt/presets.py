@@ -26,7 +26,10 @@ Why these values (measured on the lossy CIFAR-10 copy, seeds 0-2):
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
+
+import numpy as np
 
 ANY = "*"
 PRESETS = ("linopt", "assignment")
@@ -141,6 +144,38 @@ def lookup(
             values.update(row)
             sources.update(dict.fromkeys(row, "/".join(pattern)))
     return values, sources
+
+
+# RMS of each data set's features after centering (measured on its training
+# split): the scale its rows were tuned for, so a function given only arrays
+# (linopt.estimator, the notebook functions of linopt.strategies) takes the
+# rows of the data set its features resemble, never CIFAR-10's on digits.
+FEATURE_SCALES = {"synthetic": 1.41, "digits": 4.34, "cifar10": 63.3}
+
+
+def dataset_for_scale(scale: float) -> str:
+    """The data set of :data:`FEATURE_SCALES` nearest ``scale`` (log distance)."""
+    scale = max(float(scale), 1e-12)
+    return min(FEATURE_SCALES, key=lambda n: abs(math.log(scale / FEATURE_SCALES[n])))
+
+
+def for_data(X, loss: str, strategy: str, preset: str = "assignment", **given):
+    """The values ``given``, each None filled from the preset table for ``X``.
+
+    Args:
+      X: ``(N, D)`` preprocessed rows, bias column last (its first 1,000 rows
+        measure the features' scale, see :func:`dataset_for_scale`).
+      loss, strategy, preset: the table's key (the data set from the scale).
+      **given: name -> value or None, e.g. ``learning_rate=None, reg=1e-3``.
+    Returns:
+      the values in ``given``'s order.
+    """
+    if any(v is None for v in given.values()):
+        rows = np.asarray(X[:1000], np.float64)[:, :-1]
+        name = dataset_for_scale(np.sqrt(np.mean(np.square(rows - rows.mean(0)))))
+        values = lookup(name, loss, strategy, preset)[0]
+        given = {k: values[k] if v is None else v for k, v in given.items()}
+    return tuple(given.values())
 
 
 def decay_steps(schedule: str, num_steps: int) -> int:

@@ -5,7 +5,8 @@ hparams, data, key) -> state``, ``step(state, key, data) -> (state,
 metrics)`` and ``cost(num_examples)``; ``hparams`` (its ``HParams``) live in
 its typed state as traced float32 values, so a new value never recompiles.
 The notebook functions (``random_search``, ``random_local_search``,
-``gradient_descent``, ``minibatch``, ``sgd``) run one on the driver.
+``gradient_descent``, ``minibatch``, ``sgd``) run one on the driver; a scale,
+step or reg left None: the assignment's preset for ``X`` (``presets.for_data``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from linopt import driver, losses, optimizers
+from linopt import driver, losses, optimizers, presets
 from linopt.driver import Cost, Data, Result, init_params, traced  # noqa: F401
 
 SEARCHES = ("random_search", "random_local_search")
@@ -281,8 +282,8 @@ def random_search(
     *,
     key: jax.Array,
     num_tries: int = 1000,
-    scale: float = 1e-4,
-    reg: float = 0.0,
+    scale: float | None = None,
+    reg: float | None = None,
     loss: str = "svm",
     population: int = 100,
     **run_kwargs,
@@ -290,18 +291,16 @@ def random_search(
     """The lecture's random search: ``num_tries`` draws of ``scale * randn``.
 
     Args:
-      X: ``(N, D)`` float32 examples.
-      y: ``(N,)`` int labels.
-      key: the run's key.
+      X, y, key: ``(N, D)`` float32 examples, ``(N,)`` int labels, the run's key.
       num_tries: random weights to try.
-      scale: tries are ``scale * randn(C, D)`` (traced, as is ``reg``).
-      reg: L2 strength.
+      scale, reg: tries are ``scale * randn(C, D)``; L2 strength (traced).
       loss: ``"svm"`` or ``"softmax"``.
       population: tries per matrix multiply (lowered to divide ``num_tries``).
       **run_kwargs: ``num_classes``, ``chunk_size``, ... of :func:`driver.start`.
     Returns:
       a Result: ``losses`` one a try, in order; ``params`` the best try.
     """
+    scale, reg = presets.for_data(X, loss, "random_search", search_scale=scale, reg=reg)
     population = largest_divisor(num_tries, population)
     strategy, steps = RandomSearch(loss, population), num_tries // population
     hparams = RandomSearchHParams(scale, reg)
@@ -315,8 +314,8 @@ def random_local_search(
     *,
     key: jax.Array,
     num_steps: int = 1000,
-    step_size: float = 1e-4,
-    reg: float = 0.0,
+    step_size: float | None = None,
+    reg: float | None = None,
     loss: str = "svm",
     block: int = 100,
     **run_kwargs,
@@ -324,18 +323,18 @@ def random_local_search(
     """The lecture's random local search: ``num_steps`` proposals.
 
     Args:
-      X: ``(N, D)`` float32 examples.
-      y: ``(N,)`` int labels.
-      key: the run's key.
+      X, y, key: ``(N, D)`` float32 examples, ``(N,)`` int labels, the run's key.
       num_steps: proposals ``W + step_size * randn(C, D)``.
-      step_size: the proposals' scale (traced, as is ``reg``).
-      reg: L2 strength.
+      step_size, reg: the proposals' scale; L2 strength (traced).
       loss: ``"svm"`` or ``"softmax"``.
       block: proposals per pass over ``X``, 1 the lecture's (made to divide).
       **run_kwargs: ``init_scale``, ``params``, ... of :func:`linopt.driver.start`.
     Returns:
       a Result with metrics of shape ``(num_steps,)``, one a proposal.
     """
+    step_size, reg = presets.for_data(
+        X, loss, "random_local_search", step_size=step_size, reg=reg
+    )
     block = largest_divisor(num_steps, block)
     strategy, steps = RandomLocalSearch(loss, block), num_steps // block
     hparams = LocalSearchHParams(step_size, reg)
@@ -350,8 +349,8 @@ def minibatch(
     key: jax.Array,
     num_steps: int = 1500,
     batch_size: int | None = 200,
-    learning_rate: float = 1e-7,
-    reg: float = 2.5e4,
+    learning_rate: float | None = None,
+    reg: float | None = None,
     loss: str = "svm",
     sampling: str = "replacement",
     optimizer: str = "sgd",
@@ -361,27 +360,24 @@ def minibatch(
     momentum: float = 0.9,
     **run_kwargs,
 ) -> Result:
-    """Mini-batch gradient descent; the defaults are the assignment's SVM run.
+    """Mini-batch gradient descent (CIFAR-10's defaults: the assignment's SVM run).
 
     Args:
-      X: ``(N, D)`` float32 examples.
-      y: ``(N,)`` int labels.
-      key: the run's key.
+      X, y, key: ``(N, D)`` float32 examples, ``(N,)`` int labels, the run's key.
       num_steps: updates.
       batch_size: examples per update (None: all of them).
-      learning_rate: the step (traced, as are reg, decay_rate, momentum).
-      reg: L2 strength.
+      learning_rate, reg: the step; L2 strength (traced, as are decay_rate, momentum).
       loss: ``"svm"`` or ``"softmax"``.
       sampling: ``"replacement"`` or ``"epoch"`` (a fresh shuffle per epoch).
-      optimizer: see :mod:`linopt.optimizers`.
-      schedule: ``"constant"``, ``"step"`` or ``"exponential"``.
-      decay_rate: the schedule's factor per ``decay_steps``.
-      decay_steps: steps per decay (static).
-      momentum: for optimizers ``"momentum"`` and ``"nesterov"``.
+      optimizer, schedule, decay_rate, decay_steps (static), momentum: see
+        :func:`linopt.optimizers.make`.
       **run_kwargs: ``init_scale``, ``params``, ... of :func:`driver.start`.
     Returns:
       a :class:`linopt.driver.Result`.
     """
+    learning_rate, reg = presets.for_data(
+        X, loss, "minibatch", learning_rate=learning_rate, reg=reg
+    )
     strategy = GradientDescent(
         loss, batch_size, sampling, optimizer, schedule, decay_steps
     )

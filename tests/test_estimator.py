@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import check_estimator
 
 import linopt
-from linopt import estimator
+from linopt import presets
 from linopt.estimator import LinearClassifier
 
 # Checks scikit-learn itself skips here, and why.
@@ -33,7 +33,9 @@ def digits():
 
 def test_check_estimator_passes():
     results = check_estimator(LinearClassifier(num_steps=50), on_fail=None)
-    failed = {r["check_name"]: r["exception"] for r in results if r["status"] == "failed"}
+    failed = {
+        r["check_name"]: r["exception"] for r in results if r["status"] == "failed"
+    }
     assert not failed, failed
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
     assert skipped <= SKIPPED, skipped - SKIPPED
@@ -85,23 +87,44 @@ def test_every_strategy_and_loss_fits(digits, strategy):
 
 def test_presets_follow_the_data_scale(digits):
     X, y = digits
-    assert estimator.dataset_for_scale(4.0) == "digits"
-    assert estimator.dataset_for_scale(60.0) == "cifar10"
-    assert estimator.dataset_for_scale(1.0) == "synthetic"
+    assert presets.dataset_for_scale(4.0) == "digits"
+    assert presets.dataset_for_scale(60.0) == "cifar10"
+    assert presets.dataset_for_scale(1.0) == "synthetic"
     clf = LinearClassifier(num_steps=10).fit(X, y)
     assert clf.preset_dataset_ == "digits"
-    assert clf.hyperparameters_["learning_rate"] == 1e-3
+    digits_row = presets.lookup("digits", "softmax", "minibatch")[0]
+    assert clf.hyperparameters_["learning_rate"] == digits_row["learning_rate"]
     big = LinearClassifier(num_steps=10).fit(X * 16, y)  # pixels of 0-255
     assert big.preset_dataset_ == "cifar10"
-    assert big.hyperparameters_["learning_rate"] == 1e-6
+    cifar_row = presets.lookup("cifar10", "softmax", "minibatch")[0]
+    assert big.hyperparameters_["learning_rate"] == cifar_row["learning_rate"]
     with pytest.raises(ValueError, match="batch_size changes nothing"):
         LinearClassifier(strategy="sgd", batch_size=10).fit(X, y)
+
+
+def test_notebook_functions_take_the_preset_of_their_data(digits):
+    """strategies.minibatch on digits: digits' learning rate, not CIFAR-10's 1e-7."""
+    import jax
+
+    from linopt import data, strategies
+
+    ds = data.load("digits")
+    r = strategies.minibatch(ds.X_train, ds.y_train, key=jax.random.key(0))
+    lr, reg = r.state.hparams.learning_rate, r.state.hparams.reg
+    row = presets.lookup("digits", "svm", "minibatch", "assignment")[0]
+    assert (float(lr), float(reg)) == pytest.approx((row["learning_rate"], row["reg"]))
+    assert r.losses[-1] < 0.3 * r.losses[0]
+    tries = strategies.random_search(ds.X_train * 16, ds.y_train, key=jax.random.key(0))
+    cifar = presets.lookup("cifar10", "svm", "random_search", "assignment")[0]
+    assert float(tries.state.hparams.scale) == pytest.approx(cifar["search_scale"])
 
 
 def test_cs231n_train_returns_the_loss_history(digits):
     X, y = digits
     clf = LinearClassifier(loss="svm")
-    history = clf.train(X, y, learning_rate=1e-3, reg=1e-3, num_iters=100, batch_size=50)
+    history = clf.train(
+        X, y, learning_rate=1e-3, reg=1e-3, num_iters=100, batch_size=50
+    )
     assert history.shape == (100,) and history[-1] < history[0]
     assert clf.hyperparameters_["batch_size"] == 50
     assert clf.predict(X).shape == y.shape
@@ -109,9 +132,9 @@ def test_cs231n_train_returns_the_loss_history(digits):
 
 def test_saved_model_predicts_raw_rows_in_a_fresh_process(digits, tmp_path):
     X, y = digits
-    labels = np.array(["zero one two three four five six seven eight nine".split()])[
-        0
-    ][y]
+    labels = np.array(["zero one two three four five six seven eight nine".split()])[0][
+        y
+    ]
     clf = LinearClassifier(num_steps=200).fit(X[:1200], labels[:1200])
     path = clf.save(tmp_path / "model.npz")
     np.save(tmp_path / "X.npy", X[1200:])
