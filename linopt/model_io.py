@@ -49,7 +49,8 @@ def save_model(
       path: the ``.npz`` to write (atomically).
       params: ``(C, D)`` weights on preprocessed rows, bias last.
       mean: ``(D - 1,)`` the training rows' mean, subtracted before scoring.
-      classes: ``(C,)`` labels (numbers or strings), row ``c`` of ``W`` is ``classes[c]``.
+      classes: ``(C,)`` labels (numbers or strings); row ``c`` of ``W`` scores
+        ``classes[c]``.
       config: the resolved ``TrainConfig`` as a dict (``dataclasses.asdict``).
       class_names: ``C`` readable names (default: the labels as text).
       image_shape: the shape of one raw row as an image, to draw templates.
