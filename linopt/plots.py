@@ -125,25 +125,37 @@ def histogram(
 def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     """Each class's weights (bias column dropped) drawn as an image.
 
-    ``image_shape`` is ``(3, H, W)`` for colour planes (CIFAR-10) or ``(H, W)``.
-    Each template is stretched to [0, 1] on its own, as the CS231n notes do.
+    One scale for every class, symmetric about 0, so a template's contrast
+    compares across classes and the sign is readable: grey images (``(H, W)``)
+    on a diverging map with a colour bar (red adds to the class's score, blue
+    takes away); colour planes (``(3, H, W)``, CIFAR-10) as RGB with 0 at
+    mid-grey and +-max|W| at the ends of each channel.
     """
     W = np.asarray(W, dtype=np.float64)[:, :-1]
     n = W.shape[0]
     cols = min(n, 10)
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.3 * cols, 1.5 * rows))
+    limit = max(float(np.abs(W).max()), 1e-12)
+    fig = Figure(figsize=(1.3 * cols + 1.0, 1.5 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
+    im = None
     for c in range(n):
         img = W[c].reshape(image_shape)
-        if img.ndim == 3:
-            img = img.transpose(1, 2, 0)
-        img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
         ax = axes.ravel()[c]
-        ax.imshow(img, cmap=None if img.ndim == 3 else "gray", interpolation="nearest")
+        if img.ndim == 3:
+            rgb = 0.5 + 0.5 * img.transpose(1, 2, 0) / limit  # 0 -> mid-grey
+            ax.imshow(np.clip(rgb, 0, 1), interpolation="nearest")
+        else:
+            im = ax.imshow(img, cmap="RdBu_r", vmin=-limit, vmax=limit,
+                           interpolation="nearest")  # fmt: skip
         ax.set_title(class_names[c], fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), label="weight (shared scale)")
+    else:
+        fig.text(0.5, -0.02, f"RGB: mid-grey is 0, each channel's ends ±{limit:.2g} "
+                 "(one scale for all classes)", ha="center", fontsize=8)  # fmt: skip
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
@@ -171,7 +183,9 @@ def confusion_matrix(path, counts, class_names, *, title: str = ""):
                     color="white" if dark else "black")  # fmt: skip
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
     right = np.diag(fractions)  # each class's accuracy, beside its name
-    ax.set_yticks(range(n), [f"{c} ({r:.0%})" for c, r in zip(class_names, right)])
+    ax.set_yticks(
+        range(n), [f"{c} ({r:.0%})" for c, r in zip(class_names, right, strict=True)]
+    )
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set(xlabel="predicted class", ylabel="true class (its accuracy)")
     ax.set_title(f"{title}\n(test accuracy {accuracy:.3f}; cells: counts)".strip())
