@@ -17,6 +17,7 @@ comparison. In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from absl import flags
@@ -26,6 +27,7 @@ from linopt import (
     checkpoint,
     configs,
     evaluation,
+    losses,
     model_io,
     plots,
     presets,
@@ -158,7 +160,14 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
         ds.class_names,
         title=f"{config.strategy}, {config.loss} on {config.dataset} (test split)",
     )
-    plots.loss_curve(
+    curve = plots.loss_curve
+    if config.strategy in strategies.SEARCHES:  # each try, the best so far, chance
+        zeros = np.zeros((ds.num_classes, ds.dim), np.float32)
+        chance = float(losses.LOSSES[config.loss](zeros, ds.X_train, ds.y_train, 0.0))
+        curve = functools.partial(plots.search_curve, chance=chance)
+        reg = f" + {config.reg:g} * sum(W**2)" if config.reg else " (no reg)"
+        curve.keywords["ylabel"] = f"{config.loss} loss on the training set{reg}"
+    curve(
         workdir / "loss_curve.png",
         result.losses,
         title=f"{config.strategy}, {config.loss} on {config.dataset}",

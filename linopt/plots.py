@@ -191,3 +191,35 @@ def confusion_matrix(path, counts, class_names, *, title: str = ""):
     ax.set_title(f"{title}\n(test accuracy {accuracy:.3f}; cells: counts)".strip())
     fig.colorbar(im, ax=ax, label="fraction of the true class")
     return save_figure(fig, path)
+
+
+def search_curve(
+    path,
+    losses,
+    *,
+    chance: float,
+    steps=None,
+    title: str = "",
+    xlabel: str = "try",
+    ylabel: str = "loss on the training set",
+    smooth: int = 0,
+):
+    """A search's losses: each try (points), the best so far, and chance.
+
+    ``chance`` is the loss of ``W = 0`` (every score equal: ``C - 1`` for the
+    SVM, ``log C`` for softmax), the line a search has to get below.
+    ``smooth`` is accepted for :func:`loss_curve`'s signature and unused.
+    """
+    del smooth
+    losses = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(1, len(losses) + 1) if steps is None else np.asarray(steps)
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    ax.plot(steps, losses, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")
+    best = np.fmin.accumulate(np.where(np.isfinite(losses), losses, np.inf))
+    ax.plot(steps, best, color="C3", lw=1.8, label="best so far")
+    ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance, W = 0 ({chance:.3g})")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
