@@ -164,7 +164,8 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
     if config.strategy in strategies.SEARCHES:  # each try, the best so far, chance
         zeros = np.zeros((ds.num_classes, ds.dim), np.float32)
         chance = float(losses.LOSSES[config.loss](zeros, ds.X_train, ds.y_train, 0.0))
-        curve = functools.partial(plots.search_curve, chance=chance)
+        points = result.metrics.get("proposal_loss")  # local search: proposals
+        curve = functools.partial(plots.search_curve, chance=chance, points=points)
         reg = f" + {config.reg:g} * sum(W**2)" if config.reg else " (no reg)"
         curve.keywords["ylabel"] = f"{config.loss} loss on the training set{reg}"
     curve(

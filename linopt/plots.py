@@ -203,8 +203,12 @@ def search_curve(
     xlabel: str = "try",
     ylabel: str = "loss on the training set",
     smooth: int = 0,
+    points=None,
 ):
     """A search's losses: each try (points), the best so far, and chance.
+
+    ``points``: the losses drawn as dots (default ``losses``; random local
+    search: each proposal's, while ``losses`` is the loss it kept).
 
     ``chance`` is the loss of ``W = 0`` (every score equal: ``C - 1`` for the
     SVM, ``log C`` for softmax), the line a search has to get below.
@@ -215,7 +219,8 @@ def search_curve(
     steps = np.arange(1, len(losses) + 1) if steps is None else np.asarray(steps)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    ax.plot(steps, losses, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")
+    points = losses if points is None else np.asarray(points, dtype=np.float64)
+    ax.plot(steps, points, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")
     best = np.fmin.accumulate(np.where(np.isfinite(losses), losses, np.inf))
     ax.plot(steps, best, color="C3", lw=1.8, label="best so far")
     ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance, W = 0 ({chance:.3g})")
