@@ -66,6 +66,7 @@ def write_outputs(workdir, result, cells, c, best) -> list[dict]:
             }
         )
     runs.write_csv(workdir / "table.csv", {k: [r[k] for r in rows] for k in rows[0]})
+    chance = 1 / result.params.shape[-2]  # one class in C
     plots.heatmap(
         workdir / "heatmap.png",
         np.nanmean(cells["val_accuracy"], axis=0),
@@ -75,8 +76,11 @@ def write_outputs(workdir, result, cells, c, best) -> list[dict]:
         ylabel="learning rate",
         title=f"validation accuracy (mean of {len(result.seeds)} seed(s)), "
         f"{c.loss} {c.optimizer} on {c.dataset}",
-        colorbar_label="accuracy",
+        colorbar_label=f"validation accuracy (from chance, {chance:.2g}, to 1)",
         annotate=True,
+        vmin=chance,  # from chance: a spread of a few images looks small
+        vmax=1.0,
+        best="max",
     )
     # The loss of the grid points with the best validation accuracy (more
     # than a handful of curves on one figure cannot be told apart).

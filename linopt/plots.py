@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from linopt.runs import atomic_write_bytes
 
@@ -79,21 +80,39 @@ def heatmap(
     colorbar_label: str = "",
     annotate: bool = False,
     fmt: str = "{:.3f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    best: str | None = None,
 ):
-    """``values[i, j]`` at ``(x[j], y[i])``; blue is low and red is high."""
+    """``values[i, j]`` at ``(x[j], y[i])``; blue is low and red is high.
+
+    ``annotate``: a grid of cells (a sweep), each printing its value, on a
+    sequential map from ``vmin`` to ``vmax`` (give the range that matters,
+    e.g. chance to 1 for accuracy, so a small spread looks small);
+    ``best="max"`` or ``"min"`` outlines that cell.
+    """
     values = np.asarray(values, dtype=np.float64)
     fig = Figure(figsize=(6.0, 5.0))
     ax = fig.subplots()
     categorical = annotate
     if categorical:
-        im = ax.imshow(values, cmap="coolwarm", origin="lower", aspect="auto")
+        im = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto",
+                       vmin=vmin, vmax=vmax)  # fmt: skip
+        if best is not None and np.isfinite(values).any():
+            pick = np.nanargmax if best == "max" else np.nanargmin
+            i, j = np.unravel_index(pick(values), values.shape)
+            ties = int(np.sum(values == values[i, j]))
+            label = f"best ({best})" + (f", first of {ties} tied" if ties > 1 else "")
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red",
+                                   lw=2.5, label=label))  # fmt: skip
+            ax.legend(loc="upper left", bbox_to_anchor=(0, -0.2), fontsize=8)
         ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], rotation=45)
         ax.set_yticks(range(len(y)), [f"{v:g}" for v in y])
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(
-                    j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8
-                )
+                light = im.norm(values[i, j]) > 0.5  # viridis: yellow at the top
+                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                        fontsize=8, color="black" if light else "white")  # fmt: skip
     else:
         extent = (float(x[0]), float(x[-1]), float(y[0]), float(y[-1]))
         im = ax.imshow(values, cmap="jet", origin="lower", aspect="auto", extent=extent)
