@@ -9,7 +9,8 @@ Every cell trains at once (linopt.sweep); the best cell is chosen by
 validation accuracy (averaged over seeds), and only its test accuracy is
 measured. Cells run with seeds --seed, --seed + 1, ... (--num_seeds of them);
 the data split is --seed's. Writes config.json, summary.json, table.csv,
-heatmap.png (validation accuracy), loss_curves.png and the best weights
+heatmap.png (validation accuracy), metrics.csv (every step's loss of every
+cell, written as the grid runs), loss_curves.png and the best weights
 params.npy into --workdir. In Python: ``run(linopt.configs.SweepConfig(...))``.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common, interrupt, progress
-from linopt import configs, plots, presets, runs, sharding, training
+from linopt import configs, metrics_file, plots, presets, runs, sharding, training
 from linopt import sweep as sweeps
 
 flags.DEFINE_list(
@@ -89,11 +90,12 @@ def write_outputs(workdir, result, cells, c, best) -> list[dict]:
     smooth = 50 if c.batch_size else 1
     curves = {}
     for i, j in (np.unravel_index(k, mean_val.shape) for k in order[:CURVES]):
-        loss = np.nanmean(result.losses[:, i, j], axis=0)
+        loss, steps = np.nanmean(result.losses[:, i, j], axis=0), result.metrics["step"]
         if smooth > 1 and len(loss) > smooth:
             loss = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+            steps = steps[smooth - 1 :]
         label = f"lr {lrs[i]:g}, reg {regs[j]:g}: val {mean_val[i, j]:.3f}"
-        curves[label] = (np.arange(1, len(loss) + 1), loss)
+        curves[label] = (steps, loss)
     plots.line_plot(
         workdir / "loss_curves.png",
         curves,
@@ -156,10 +158,24 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
     grid = {"learning_rate": c.learning_rates, "reg": c.regs}
     num_cells = len(c.seeds) * len(c.learning_rates) * len(c.regs)
     fixed = {"decay_rate": hparams.decay_rate, "momentum": hparams.momentum}
+    # Every step's loss of every cell, one column a cell, as the grid runs.
+    names = [
+        f"loss seed {s} lr {lr:g} reg {reg:g}"
+        for s, lr, reg in itertools.product(c.seeds, c.learning_rates, c.regs)
+    ]
+    metrics = metrics_file.MetricsFile(path / "metrics.csv", ["step", *names])
     with (
         interrupt.StopOnSignal() as stop,
-        progress.bar(f"sweep of {num_cells} cells", c.num_steps) as on_chunk,
+        metrics,
+        progress.bar(f"sweep of {num_cells} cells", c.num_steps) as bar,
     ):
+
+        def on_chunk(p):
+            loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)  # (steps, cells)
+            columns = dict(zip(names, loss.T, strict=True))
+            metrics.append({"step": np.arange(p.step - len(loss), p.step) + 1, **columns})
+            bar(p)
+
         result = sweeps.sweep(
             strategy,
             X,

@@ -28,6 +28,7 @@ from linopt import (
     configs,
     evaluation,
     losses,
+    metrics_file,
     model_io,
     plots,
     presets,
@@ -77,8 +78,11 @@ def check_config(config: configs.TrainConfig, ds) -> None:
 
 
 def checkpointing(config: configs.TrainConfig, workdir):
-    """``(save, restore)`` for ``checkpoint_every`` and ``resume`` (None if off).
+    """``(save, restore, resume_at)`` for ``checkpoint_every`` and ``resume``.
 
+    ``save(progress, log)`` syncs ``metrics.csv`` and records its size with
+    the state; ``restore`` (None unless resuming) gives the saved state and
+    kept history; ``resume_at`` is the size to cut ``metrics.csv`` back to.
     Checked before anything is written, so a refused resume changes nothing.
     """
     path = workdir / "checkpoint.npz"
@@ -86,22 +90,23 @@ def checkpointing(config: configs.TrainConfig, workdir):
     save = None
     if config.checkpoint_every:
 
-        def save(p):
-            checkpoint.save(path, p.state, p.key, p.metrics, {**meta, "step": p.step})
+        def save(p, log):
+            info = {**meta, "step": p.step, "metrics_bytes": log.sync()}
+            checkpoint.save(path, p.state, p.key, p.history.arrays(), info)
 
     if not config.resume:
-        return save, None
+        return save, None, None
     if not path.exists():
         raise LinoptError(
             f"resume: no {path}; run with checkpoint_every first, or drop resume"
         )
     # A resumed run may be extended (num_steps); nothing else may change.
-    saved = checkpoint.read_meta(path)["config"]
+    saved = checkpoint.read_meta(path)
     ignored = ("num_steps", "resume", "checkpoint_every", "chunk_size", "overwrite")
     differ = sorted(
         k
-        for k in {*saved, *meta["config"]}
-        if k not in ignored and saved.get(k) != meta["config"].get(k)
+        for k in {*saved["config"], *meta["config"]}
+        if k not in ignored and saved["config"].get(k) != meta["config"].get(k)
     )
     if differ:
         raise LinoptError(
@@ -113,20 +118,34 @@ def checkpointing(config: configs.TrainConfig, workdir):
         state, history, _ = checkpoint.load(path, fresh_state, key)
         return state, history
 
-    return save, restore
+    return save, restore, saved.get("metrics_bytes")
 
 
-def train_one(config, ds, workdir, stop, save, restore) -> dict:
-    """Train, evaluate, write every output of one strategy into ``workdir``."""
-    unit = {"random_search": "try", "random_local_search": "proposal"}
-    with progress.bar(
-        config.strategy, config.num_steps, unit.get(config.strategy, "step")
-    ) as bar:
+UNITS = {"random_search": "try", "random_local_search": "proposal"}
+
+
+def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
+    """Train, evaluate, write every output of one strategy into ``workdir``.
+
+    Every step's loss is appended to ``metrics.csv`` as each chunk ends (a
+    search's step is many tries: a row each); a checkpoint is saved at each
+    multiple of ``checkpoint_every`` and where the run stops.
+    """
+    metrics = metrics_file.MetricsFile(
+        workdir / "metrics.csv", ("step", "loss"), resume_at
+    )
+    unit = UNITS.get(config.strategy, "step")
+    with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
 
         def on_chunk(p):
+            loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)
+            first = (p.step - len(loss)) * loss.shape[1]  # rows written before
+            rows = np.arange(first + 1, first + loss.size + 1)
+            metrics.append({"step": rows, "loss": loss})
             bar(p)
-            if save is not None:
-                save(p)
+            every = training.checkpoint_every(config, p.num_steps)
+            if save and (p.step % every == 0 or stop.requested):
+                save(p, metrics)
 
         result = training.train(
             config, ds, on_chunk=stop.wrap(on_chunk), restore=restore
@@ -135,8 +154,6 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
     summary["config"] = dataclasses.asdict(config)
     if stop.requested:
         summary["stopped_by"] = stop.signal_name
-    columns = {"step": range(1, len(result.losses) + 1), "loss": result.losses}
-    runs.write_csv(workdir / "metrics.csv", columns)
     summary.update(
         evaluation.confusion(result.params, ds.X_test, ds.y_test, ds.class_names)
     )
@@ -171,8 +188,10 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
     curve(
         workdir / "loss_curve.png",
         result.losses,
+        steps=result.loss_steps,
         title=f"{config.strategy}, {config.loss} on {config.dataset}",
         smooth=50 if config.strategy in ("minibatch", "sgd") else 0,
+        xlabel=unit,
     )
     if len(ds.image_shape) >= 2:  # the weights of image data drawn as images
         plots.class_templates(
@@ -185,8 +204,8 @@ def train_one(config, ds, workdir, stop, save, restore) -> dict:
     if result.status == "diverged":
         print(
             f"warning: {config.strategy} diverged (a non-finite loss) at step "
-            f"{result.num_steps + 1}; kept the last finite weights. Lower the "
-            "learning rate or step size."
+            f"{summary['diverged_at_step']}; kept the last finite weights. Lower "
+            "the learning rate or step size."
         )
     return {**summary, "losses": result.losses}
 
@@ -203,8 +222,6 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
     """
     sharding.initialize_distributed()  # multi-host: see linopt.sharding
     config, sources = presets.resolve(config)
-    if config.checkpoint_every and config.chunk_size is None:
-        config = dataclasses.replace(config, chunk_size=config.checkpoint_every)
     ds = common.load_data(config)
     names = strategies.STRATEGIES if config.strategy == "all" else (config.strategy,)
     per_strategy = {

@@ -8,7 +8,9 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``data``            digits, CIFAR-10, synthetic; preprocessing and splits
 ``cifar10``         the official CIFAR-10 files: safe readers, checked download
 ``strategies``      random search, random local search, gradient descent
-``driver``          the one scanned, chunked loop and the Strategy protocol
+``driver``          the one compiled, chunked loop and the Strategy protocol
+``chunks``          chunks sized by wall time; the metrics kept in memory
+``metrics_file``    metrics.csv appended a chunk at a time, cut back on resume
 ``optimizers``      optax optimizers and schedules by name, traced values
 ``sweep``           a strategy vmapped over a hyperparameter grid and seeds
 ``training``        a config to a strategy; train and evaluate
@@ -45,6 +47,8 @@ __all__ = [
     "cifar10",
     "strategies",
     "driver",
+    "chunks",
+    "metrics_file",
     "optimizers",
     "sweep",
     "training",

@@ -1,4 +1,4 @@
-"""One scanned driver for every strategy, one run or a whole grid of them.
+"""One compiled, chunked driver for every strategy, one run or a whole grid of them.
 
 A :class:`Strategy` is a frozen dataclass of static choices with
 ``init(params, hparams, data, key) -> state``, ``step(state, key, data) ->
@@ -8,10 +8,12 @@ a new value never recompiles); every state has ``.params`` and ``.step``, the
 driver steps it kept, where a run goes on from. :func:`start` begins a run
 from a key; :func:`run` continues one from a state.
 
-A run is a few jitted chunks of ``chunk_size`` steps of ``lax.scan``. Between
-chunks (never between steps) the host fetches that chunk's metrics once,
-reports progress, and may save a checkpoint or stop. Every chunk has the same
-static length, so a run compiles once; steps past ``num_steps`` are skipped.
+A run is a sequence of jitted chunks, each a ``while_loop`` of driver steps.
+Between chunks (never between steps) the host fetches that chunk's metrics
+once, reports progress, and may save a checkpoint or stop. A chunk's number
+of steps is a traced argument, so chunks are sized by wall time (about a
+second, :mod:`linopt.chunks`) and a run still compiles once. Only every
+``stride``-th step's metrics stay in memory (every step of a short run).
 
 Each step is guarded (:func:`guarded_step`): where the loss or the weights
 come out non-finite the update is dropped, so ``params`` are the last finite
@@ -42,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from linopt import chunks
 
 
 class Data(NamedTuple):
@@ -85,8 +89,8 @@ class Strategy(Protocol[StateT, HParamsT]):
 
 class Result(NamedTuple):
     params: np.ndarray  # (C, D): the final (or last finite) weights
-    losses: np.ndarray  # per step; per try (proposal) for the searches
-    metrics: dict  # every per-step metric, by name
+    losses: np.ndarray  # per kept step; per try (proposal) for the searches
+    metrics: dict  # every per-step metric, by name; "step": the kept steps' numbers
     status: str  # "completed", "diverged" or "interrupted"
     num_steps: int  # steps kept (a diverged step is not)
     num_loss_evals: int
@@ -96,16 +100,26 @@ class Result(NamedTuple):
     compile_and_first_chunk_s: float
     state: Any  # the final strategy state, to continue or checkpoint
 
+    @property
+    def loss_steps(self) -> np.ndarray:
+        """Each of ``losses``' 1-based number: its step, or try of a search."""
+        steps = np.asarray(self.metrics["step"])
+        per = len(self.losses) // max(1, len(steps))  # tries a step
+        return ((steps[:, None] - 1) * per + np.arange(1, per + 1)).reshape(-1)
+
 
 class Progress(NamedTuple):
     """What the driver tells ``on_chunk`` after each chunk."""
 
     state: Any
     key: jax.Array  # the run's key (for checkpoints); (S,) keys for a grid
-    step: int  # driver steps done so far (rows of ``metrics``)
+    step: int  # driver steps done so far
     num_steps: int
-    metrics: dict  # all per-step metrics so far (numpy), steps first
+    chunk: dict  # this chunk's per-step metrics (numpy), steps first
+    history: chunks.History  # what is kept of every chunk so far
     elapsed_s: float
+    steps_per_s: float | None  # measured on the compiled chunks so far
+    seconds_left: float | None  # at that speed
 
 
 class Outcome(NamedTuple):
@@ -113,7 +127,7 @@ class Outcome(NamedTuple):
 
     state: Any
     diverged: np.ndarray  # () for one run, (S, H) for a grid
-    metrics: dict  # name -> (steps, ...) numpy
+    metrics: dict  # name -> (kept steps, ...) numpy; "step": their numbers
     status: str  # "completed", "diverged" (every run) or "interrupted"
     num_steps: int  # driver steps run
     wall_time_s: float
@@ -179,11 +193,14 @@ def _vmapped(strategy: Strategy, grid: bool):
     return jax.vmap(cells, in_axes=(0, 0, 0, None, None))  # one key a seed
 
 
-@functools.partial(jax.jit, static_argnames=("strategy", "length", "grid"))
+@functools.partial(jax.jit, static_argnames=("strategy", "capacity", "grid"))
 def run_chunk(
-    strategy, state, diverged, keys, data, start, stop, *, length: int, grid=False
+    strategy, state, diverged, keys, data, start, count, *, capacity: int, grid=False
 ):
-    """Scan driver steps ``start .. start + length - 1``.
+    """Run driver steps ``start .. start + count - 1`` in one ``while_loop``.
+
+    ``count`` is traced, so a chunk of any length up to ``capacity`` runs the
+    same compiled program; the loop ends early once every run diverged.
 
     Args:
       strategy: a frozen strategy dataclass (static: hashed by value).
@@ -192,33 +209,35 @@ def run_chunk(
       keys: the run key, or ``(S,)`` run keys if ``grid``.
       data: ``Data(X, y)``.
       start: int32 scalar, the first step's index.
-      stop: int32 scalar; steps at or past it are skipped, as is every step
-        once every run diverged.
-      length: steps in the chunk (static).
+      count: int32 scalar, at most ``capacity``: the steps to run.
+      capacity: rows of the metric buffer (static).
       grid: whether ``state`` is a grid of seeds x cells (static).
     Returns:
-      ``(state, diverged, metrics)``, metrics ``(length, ...)`` with a bool
-      ``"recorded"`` mask of the steps taken.
+      ``(state, diverged, metrics, taken)``: metrics ``(capacity, ...)``, of
+      which the first ``taken`` rows are the steps run.
     """
     step = _vmapped(strategy, grid)
     shapes = jax.eval_shape(step, state, diverged, keys, start, data)[2]
+    buffers = jax.tree.map(lambda s: jnp.zeros((capacity, *s.shape), s.dtype), shapes)
 
-    def take(carry, t):
-        state, diverged, metrics = step(*carry, keys, t, data)
-        return (state, diverged), metrics
+    def active(carry):
+        i, _, diverged, _ = carry
+        return (i < count) & ~jnp.all(diverged)
 
-    def skip(carry, t):  # NaN metrics (zeros for ints and bools)
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-        return carry, _nan_where(True, zeros)
+    def body(carry):
+        i, state, diverged, buffers = carry
+        state, diverged, metrics = step(state, diverged, keys, start + i, data)
+        buffers = jax.tree.map(lambda b, m: b.at[i].set(m), buffers, metrics)
+        return i + 1, state, diverged, buffers
 
-    def body(carry, t):
-        active = (t < stop) & ~jnp.all(carry[1])
-        carry, metrics = jax.lax.cond(active, take, skip, carry, t)
-        return carry, {**metrics, "recorded": active}
+    carry = (jnp.int32(0), state, diverged, buffers)
+    taken, state, diverged, metrics = jax.lax.while_loop(active, body, carry)
+    return state, diverged, metrics, taken
 
-    steps = start + jnp.arange(length, dtype=jnp.int32)
-    (state, diverged), metrics = jax.lax.scan(body, (state, diverged), steps)
-    return state, diverged, metrics
+
+def _metric_shapes(strategy, state, diverged, keys, data, grid) -> dict:
+    step = _vmapped(strategy, grid)
+    return jax.eval_shape(step, state, diverged, keys, jnp.int32(0), data)[2]
 
 
 def drive(
@@ -230,6 +249,7 @@ def drive(
     num_steps: int,
     grid: bool = False,
     chunk_size: int | None = None,
+    every: int | None = None,
     on_chunk: Callable[[Progress], bool | None] | None = None,
     history: dict | None = None,
 ) -> Outcome:
@@ -243,37 +263,58 @@ def drive(
       data: ``Data(X, y)``.
       num_steps: total driver steps (including any already in ``state``).
       grid: whether ``state`` is a grid of seeds x cells.
-      chunk_size: steps per jitted chunk (default: about 20 chunks a run).
+      chunk_size: steps per chunk (default: sized to about a second each,
+        :mod:`linopt.chunks`).
+      every: chunks also end at each multiple of this many steps (where a
+        checkpoint is saved).
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops with status ``"interrupted"``.
-      history: per-step metrics of the steps already in ``state`` (resume).
+      history: kept metrics of the steps already in ``state`` (resume).
     Returns:
       an :class:`Outcome`.
     """
-    chunk_size = chunk_size or max(1, math.ceil(num_steps / 20))
-    chunk = functools.partial(run_chunk, strategy, length=chunk_size, grid=grid)
-    history = {k: [np.asarray(v)] for k, v in (history or {}).items()}
     diverged = jnp.zeros(np.shape(state.step) if grid else (), bool)
-    step, stop = int(jnp.max(state.step)), jnp.int32(num_steps)
-    status, first_chunk_s = "completed", 0.0
+    shapes = _metric_shapes(strategy, state, diverged, keys, data, grid)
+    per_step = sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+    limit = chunks.capacity(per_step)
+    if chunk_size and chunk_size > limit:
+        limit = 2 ** math.ceil(math.log2(chunk_size))
+    chunk = functools.partial(run_chunk, strategy, capacity=limit, grid=grid)
+    sizer = chunks.ChunkSizer(limit, fixed=chunk_size)
+    kept = chunks.History(chunks.stride_for(num_steps, per_step), history)
+    step = int(jnp.max(state.step))
+    status, first_chunk_s, compiled = "completed", 0.0, False
     start = time.perf_counter()
     while step < num_steps:
-        state, diverged, metrics = chunk(
-            state, diverged, keys, data, jnp.int32(step), stop
+        count = sizer.next(num_steps - step, every, step)
+        began = time.perf_counter()
+        state, diverged, metrics, taken = chunk(
+            state, diverged, keys, data, jnp.int32(step), jnp.int32(count)
         )
         # The chunk's one host transfer.
-        metrics, all_diverged = jax.device_get((metrics, jnp.all(diverged)))
-        first_chunk_s = first_chunk_s or time.perf_counter() - start
-        recorded = metrics.pop("recorded")
-        for name, values in metrics.items():
-            history.setdefault(name, []).append(values[recorded])
-        step += int(recorded.sum())
+        metrics, taken, all_diverged = jax.device_get(
+            (metrics, taken, jnp.all(diverged))
+        )
+        seconds = time.perf_counter() - began
+        sizer.observe(int(taken), seconds, compiled=not compiled)
+        first_chunk_s, compiled = first_chunk_s or seconds, True
+        rows = {name: values[:taken] for name, values in metrics.items()}
+        kept.add(step, rows)
+        step += int(taken)
         keep_going = None
         if on_chunk is not None:
-            so_far = {k: np.concatenate(v) for k, v in history.items()}
-            elapsed = time.perf_counter() - start
             keep_going = on_chunk(
-                Progress(state, keys, step, num_steps, so_far, elapsed)
+                Progress(
+                    state,
+                    keys,
+                    step,
+                    num_steps,
+                    rows,
+                    kept,
+                    time.perf_counter() - start,
+                    sizer.steps_per_s,
+                    sizer.seconds_left(num_steps - step),
+                )
             )
         if all_diverged:
             status = "diverged"
@@ -281,10 +322,11 @@ def drive(
         if keep_going is False and step < num_steps:
             status = "interrupted"
             break
+    empty = {k: np.zeros((0, *v.shape), v.dtype) for k, v in shapes.items()}
     return Outcome(
         state=state,
         diverged=np.asarray(diverged),
-        metrics={k: np.concatenate(v) for k, v in history.items()},
+        metrics={**empty, "step": np.zeros(0, np.int64), **kept.arrays()},
         status=status,
         num_steps=step,
         wall_time_s=time.perf_counter() - start,
@@ -300,6 +342,7 @@ def run(
     *,
     num_steps: int,
     chunk_size: int | None = None,
+    every: int | None = None,
     on_chunk: Callable[[Progress], bool | None] | None = None,
     history: dict | None = None,
 ) -> Result:
@@ -311,17 +354,19 @@ def run(
       key: the run's key; step ``t`` uses ``fold_in(key, t)``.
       data: ``Data(X, y)``, passed to jit as arguments.
       num_steps: total driver steps (including any already in ``state``).
-      chunk_size: steps per jitted chunk (default: about 20 chunks a run).
+      chunk_size: steps per chunk (default: about a second's worth each).
+      every: chunks also end at each multiple of this many steps.
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops the run with status ``"interrupted"``.
-      history: per-step metrics of the steps already in ``state`` (resume).
+      history: kept metrics of the steps already in ``state`` (resume).
     Returns:
       a :class:`Result`.
     """
-    loop = {"chunk_size": chunk_size, "on_chunk": on_chunk, "history": history}
+    loop = {"chunk_size": chunk_size, "every": every, "on_chunk": on_chunk}
+    loop["history"] = history
     out = drive(strategy, state, key, data, num_steps=num_steps, **loop)
     cost = strategy.cost(int(data.y.shape[0]))
-    steps_evaluated = len(out.metrics["loss"])  # the diverged step's loss counts
+    steps_evaluated = out.num_steps  # the diverged step's loss counts
     return Result(
         params=np.asarray(out.state.params),
         losses=out.metrics["loss"].reshape(-1),  # random search: one per try
@@ -369,7 +414,7 @@ def start(
       num_classes: ``C`` (default ``max(y) + 1``).
       init_scale: starting weights ``init_scale * randn(C, D)``; None: zeros.
       restore: ``(fresh_state, run_key) -> (state, history)`` to resume a run.
-      **run_kwargs: ``chunk_size`` and ``on_chunk`` of :func:`run`.
+      **run_kwargs: ``chunk_size``, ``every`` and ``on_chunk`` of :func:`run`.
     Returns:
       a :class:`Result`.
     """

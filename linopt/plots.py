@@ -52,10 +52,22 @@ def line_plot(
     return save_figure(fig, path)
 
 
-def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
-    """Per-step loss, with a moving average over ``smooth`` steps when > 1."""
+def loss_curve(
+    path,
+    losses,
+    *,
+    steps=None,
+    title: str = "training loss",
+    smooth: int = 0,
+    xlabel: str = "step",
+):
+    """Per-step loss, with a moving average over ``smooth`` points when > 1.
+
+    ``steps``: the x of each loss (default 1, 2, ...; a long run keeps every
+    k-th step only).
+    """
     losses = np.asarray(losses, dtype=np.float64)
-    steps = np.arange(1, len(losses) + 1)
+    steps = np.arange(1, len(losses) + 1) if steps is None else np.asarray(steps)
     curves = {"loss": (steps, losses)}
     if smooth > 1 and len(losses) > smooth:
         avg = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
@@ -64,7 +76,7 @@ def loss_curve(path, losses, *, title: str = "training loss", smooth: int = 0):
     # A log axis once the loss spans decades, so the late steps stay visible.
     logy = finite.size > 0 and finite.min() > 0 and finite.max() > 20 * finite.min()
     return line_plot(
-        path, curves, xlabel="step", ylabel="loss", title=title, logy=bool(logy)
+        path, curves, xlabel=xlabel, ylabel="loss", title=title, logy=bool(logy)
     )
 
 

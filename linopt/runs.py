@@ -98,7 +98,7 @@ def _hold(path: Path) -> None:
     key = path.resolve()
     if key in _held:
         return
-    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
+    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, file_mode())
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -110,7 +110,7 @@ def _hold(path: Path) -> None:
     _held[key] = fd
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """What ``open`` gives a new file: 0o666 less the user's umask."""
     umask = os.umask(0)
     os.umask(umask)
@@ -125,7 +125,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())  # mkstemp's 0600 would hide it from others
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide it from others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -16,6 +16,7 @@ from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 
@@ -175,6 +176,8 @@ class RandomLocalSearch:
     def per_proposal(self, result: Result) -> Result:
         """``result`` with each metric one a proposal, ``num_steps`` in proposals."""
         metrics = {k: v.reshape(-1) for k, v in result.metrics.items()}
+        first = (result.metrics["step"][:, None] - 1) * self.block  # per block
+        metrics["step"] = (first + np.arange(1, self.block + 1)).reshape(-1)
         return result._replace(metrics=metrics, num_steps=result.num_steps * self.block)
 
 

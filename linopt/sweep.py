@@ -45,8 +45,8 @@ class SweepResult(NamedTuple):
     grid: dict  # axis name -> its values, in the order of the grid's axes
     hparams: dict  # every hyperparameter of every cell: name -> (S, *G)
     params: np.ndarray  # (S, *G, C, D): final (or last finite) weights
-    losses: np.ndarray  # (S, *G, T): per-step loss, NaN after a divergence
-    metrics: dict  # every per-step metric: name -> (S, *G, T, ...)
+    losses: np.ndarray  # (S, *G, T): per kept step, NaN after a divergence
+    metrics: dict  # name -> (S, *G, T, ...); "step": (T,) the kept steps' numbers
     diverged: np.ndarray  # (S, *G) bool
     steps: np.ndarray  # (S, *G) int: updates each cell kept
     status: str  # "completed" or "interrupted" (of the grid as a whole)
@@ -147,7 +147,7 @@ def sweep(
       num_steps: driver steps per cell.
       num_classes: ``C`` (default ``max(y) + 1``).
       init_scale: starting weights ``init_scale * randn(C, D)``.
-      chunk_size: steps per jitted chunk (default: about 20 chunks).
+      chunk_size: steps per chunk (default: about a second's worth each).
       on_chunk: called with a :class:`linopt.driver.Progress` (metrics
         ``(steps, S, H, ...)``) after each chunk; ``False`` stops the grid.
     Returns:
@@ -182,7 +182,9 @@ def sweep(
         a = np.asarray(a)
         return a.reshape(shape + a.shape[2:])
 
+    steps = out.metrics.pop("step")  # the kept steps' numbers, 1-based
     metrics = {k: by_cell(np.moveaxis(v, 0, 2)) for k, v in out.metrics.items()}
+    metrics["step"] = steps
     return SweepResult(
         seeds=np.asarray(seeds),
         grid={k: np.asarray(v) for k, v in grid.items()},

@@ -80,6 +80,14 @@ def make_strategy(
     return strategy, hparams, c.num_steps
 
 
+def checkpoint_every(config: configs.TrainConfig, num_steps: int) -> int | None:
+    """``config.checkpoint_every`` in driver steps, of which the run has
+    ``num_steps`` (a random-search step is ``population`` tries)."""
+    if not config.checkpoint_every:
+        return None
+    return max(1, config.checkpoint_every * num_steps // config.num_steps)
+
+
 def train(
     config: configs.TrainConfig,
     ds: Dataset,
@@ -99,8 +107,9 @@ def train(
       params: ``(C, D)`` starting weights (default: ``init_scale * randn``
         from ``key(config.seed)``; zeros for random search).
     Returns:
-      a :class:`linopt.driver.Result` (random local search: one metric a
-      proposal, ``num_steps`` in proposals).
+      a :class:`linopt.driver.Result`, ``num_steps`` in ``config.num_steps``'
+      units (tries of random search; random local search: one metric a
+      proposal).
     """
     # Data parallelism: the rows split over devices; jit follows (linopt.sharding).
     X, y = sharding.shard_data(ds.X_train, ds.y_train, config.num_devices)
@@ -117,10 +126,13 @@ def train(
         init_scale=config.init_scale,
         restore=restore,
         chunk_size=config.chunk_size,
+        every=checkpoint_every(config, num_steps),
         on_chunk=on_chunk,
     )
     if isinstance(strategy, strategies.RandomLocalSearch):
         result = strategy.per_proposal(result)
+    if isinstance(strategy, strategies.RandomSearch):  # steps counted in tries
+        result = result._replace(num_steps=result.num_steps * strategy.population)
     return result
 
 
@@ -163,6 +175,10 @@ def summarize(config: configs.TrainConfig, result: Result, ds: Dataset) -> dict:
         "loss": config.loss,
         **evaluate(result.params, ds, config.loss, config.reg),
         "final_step_loss": float(result.losses[-1]) if len(result.losses) else None,
+        # The first step whose loss or weights were not finite (1-based).
+        "diverged_at_step": (
+            result.num_steps + 1 if result.status == "diverged" else None
+        ),
         "num_steps": result.num_steps,
         "num_loss_evals": result.num_loss_evals,
         "num_grad_evals": result.num_grad_evals,

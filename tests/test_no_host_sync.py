@@ -48,7 +48,7 @@ STRATEGIES = [
 
 
 def _chunk(strategy, grid=False):
-    return functools.partial(driver.run_chunk, strategy, length=LENGTH, grid=grid)
+    return functools.partial(driver.run_chunk, strategy, capacity=LENGTH, grid=grid)
 
 
 def _callbacks(jaxpr):
@@ -113,19 +113,19 @@ def test_a_chunk_runs_on_device_alone_and_compiles_once(strategy, grid):
     data = _data()
     states, keys = _runs(strategy, data, grid)
     diverged = jnp.zeros(np.shape(states[0].step), bool)
-    start, later, stop = jnp.int32(0), jnp.int32(LENGTH), jnp.int32(1000)
+    start, later, count = jnp.int32(0), jnp.int32(LENGTH), jnp.int32(LENGTH)
     chunk = _chunk(strategy, grid)
-    jax.block_until_ready(chunk(states[0], diverged, keys[0], data, start, stop))
+    jax.block_until_ready(chunk(states[0], diverged, keys[0], data, start, count))
     compiled = driver.run_chunk._cache_size()
 
     with jax.transfer_guard("disallow"):
-        out = chunk(states[1], diverged, keys[1], data, start, stop)  # new values
-        out = chunk(out[0], out[1], keys[0], data, later, stop)  # from where it was
+        out = chunk(states[1], diverged, keys[1], data, start, count)  # new values
+        out = chunk(out[0], out[1], keys[0], data, later, count)  # from where it was
     jax.block_until_ready(out)
     assert driver.run_chunk._cache_size() == compiled
     assert int(jnp.min(out[0].step)) == 2 * LENGTH and not bool(jnp.any(out[1]))
 
-    jaxpr = jax.make_jaxpr(chunk)(states[0], diverged, keys[0], data, start, stop)
+    jaxpr = jax.make_jaxpr(chunk)(states[0], diverged, keys[0], data, start, count)
     assert _callbacks(jaxpr.jaxpr) == []
 
 

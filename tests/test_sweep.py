@@ -129,7 +129,7 @@ def test_any_traced_hyperparameter_is_an_axis_and_stop_is_clean(digits):
     calls = []
 
     def on_chunk(progress):
-        calls.append(progress.metrics["loss"].shape)
+        calls.append(progress.chunk["loss"].shape)
         return False
 
     result = sweeps.sweep(
