@@ -45,27 +45,58 @@ def write(workdir, results: dict, dataset: str) -> dict:
     by_evals, by_time = {}, {}
     for n in names:
         losses = np.asarray(results[n]["losses"], dtype=np.float64)
-        if n == "random_search":
+        if n in ("random_search", "random_local_search"):
             losses = np.minimum.accumulate(losses)  # best so far
-        evals = np.linspace(0, results[n]["num_loss_evals"], len(losses) + 1)[1:]
-        wall = np.linspace(0, results[n]["wall_time_s"], len(losses) + 1)[1:]
-        by_evals[n] = (evals, losses)
-        by_time[n] = (wall, losses)
+        per_loss = results[n]["num_examples_evaluated"] / max(len(losses), 1)
+        x = per_loss * np.arange(1, len(losses) + 1)
+        (t, at_t), first = _by_time(results[n], losses)
+        if n in ("minibatch", "sgd") and len(losses) > SMOOTH:
+            # One batch's loss is noisy (SGD's: one example's): a moving mean.
+            x, losses, t, at_t = (_mean(v) for v in (x, losses, t, at_t))
+        label = f"{n} (first chunk {first:.2g} s)"
+        by_evals[n], by_time[label] = (x, losses), (t, at_t)
+    loss_name = (
+        f"loss + reg of each step's own examples\n(searches: best so far; "
+        f"minibatch, sgd: mean of {SMOOTH} steps)"
+    )
     plots.line_plot(
         workdir / "loss_vs_evals.png",
         by_evals,
-        xlabel="loss evaluations",
-        ylabel="loss (random search: best so far)",
+        xlabel="examples evaluated (rows of X a loss or gradient touched)",
+        ylabel=loss_name,
         logx=True,
         logy=True,
-        title=f"strategies on {dataset}",
+        title=f"strategies on {dataset}: a batch of 200 counts 200",
     )
     plots.line_plot(
         workdir / "loss_vs_time.png",
         by_time,
-        xlabel="wall time (s)",
-        ylabel="loss (random search: best so far)",
+        xlabel="wall time after the first chunk, compile included there (s)",
+        ylabel=loss_name,
         logy=True,
-        title=f"strategies on {dataset}",
+        title=f"strategies on {dataset}: measured per chunk, compile apart",
     )
     return summary
+
+
+SMOOTH = 50
+
+
+def _mean(v):
+    return np.convolve(v, np.ones(SMOOTH) / SMOOTH, mode="valid")
+
+
+def _by_time(result: dict, losses: np.ndarray):
+    """``((seconds, losses), first_chunk_s)``: each loss at its measured time.
+
+    Times are measured at each chunk's end and interpolated within a chunk
+    (one compiled program, the same work each step); the first chunk, which
+    holds the compile, is left out and its length returned.
+    """
+    ends = np.asarray(result.get("chunk_ends") or [(0, 0.0)], dtype=np.float64)
+    steps, seconds = ends[:, 0], ends[:, 1] - ends[0, 1]
+    per_step = len(losses) / max(steps[-1], 1)  # losses a step (searches: many)
+    index = np.arange(1, len(losses) + 1) / per_step  # the step of each loss
+    keep = index > steps[0]
+    t = np.interp(index[keep], steps, seconds)
+    return (t, losses[keep]), float(ends[0, 1])

@@ -137,11 +137,14 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     unit = UNITS.get(config.strategy, "step")
     with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
 
+        ends = []  # (steps done, seconds) at each chunk's end: loss_vs_time
+
         def on_chunk(p):
             loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)
             first = (p.step - len(loss)) * loss.shape[1]  # rows written before
             rows = np.arange(first + 1, first + loss.size + 1)
             metrics.append({"step": rows, "loss": loss})
+            ends.append((p.step, p.elapsed_s))
             bar(p)
             every = training.checkpoint_every(config, p.num_steps)
             if save and (p.step % every == 0 or stop.requested):
@@ -207,7 +210,7 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
             f"{summary['diverged_at_step']}; kept the last finite weights. Lower "
             "the learning rate or step size."
         )
-    return {**summary, "losses": result.losses}
+    return {**summary, "losses": result.losses, "chunk_ends": ends}
 
 
 def run(config: configs.TrainConfig, workdir=None) -> dict:
