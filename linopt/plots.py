@@ -254,7 +254,7 @@ def search_curve(
     ax.plot(steps, points, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")
     best = np.fmin.accumulate(np.where(np.isfinite(losses), losses, np.inf))
     ax.plot(steps, best, color="C3", lw=1.8, label="best so far")
-    ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance, W = 0 ({chance:.3g})")
+    ax.axhline(chance, color="k", ls="dashed", lw=1, label=f"chance, W = 0 ({chance:.3g})")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend()
     ax.grid(alpha=0.3)
