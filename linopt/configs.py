@@ -192,7 +192,7 @@ class TrainConfig(DataConfig):
 
 _SWEEP_HPARAMS = tuple(
     "learning_rates regs num_steps init_scale batch_size optimizer schedule "
-    "decay_rate decay_steps momentum ".split()
+    "decay_rate decay_steps momentum num_val".split()
 )
 
 
@@ -222,6 +222,7 @@ class SweepConfig(DataConfig):
     momentum: float | None = None
     num_devices: int = 1
     chunk_size: int | None = None
+    refit: bool = True  # retrain the best cell on train + validation for the test
 
     def __post_init__(self):
         super().__post_init__()

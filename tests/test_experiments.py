@@ -120,6 +120,28 @@ def test_sweep_on_digits(tmp_path, capsys):
     assert "test acc" in capsys.readouterr().out
 
 
+def test_sweep_refits_the_best_cell_on_train_and_validation(tmp_path):
+    from experiments import common
+    from linopt import presets, training
+
+    config = configs.SweepConfig(num_steps=100, learning_rates=(1e-2,), regs=(1e-3,))
+    summary = sweep.run(config, tmp_path / "run")
+    ds = common.load_data(config)
+    both = ds._replace(
+        X_train=np.concatenate([ds.X_train, ds.X_val]),
+        y_train=np.concatenate([ds.y_train, ds.y_val]),
+    )
+    cell = presets.resolve(
+        configs.TrainConfig(num_steps=100, learning_rate=1e-2, reg=1e-3)
+    )[0]
+    expected = training.train(cell, both).params
+    np.testing.assert_allclose(np.load(tmp_path / "run" / "params.npy"), expected)
+    assert summary["refit_on"] == len(both.y_train)
+    assert "test_accuracy_before_refit" in summary
+    kept = sweep.run(dataclasses.replace(config, refit=False), tmp_path / "kept")
+    assert "refit_on" not in kept and "test_accuracy_before_refit" not in kept
+
+
 def test_sweep_on_more_devices_than_there_are_says_how(tmp_path):
     from linopt.errors import LinoptError
 
