@@ -136,7 +136,6 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     )
     unit = UNITS.get(config.strategy, "step")
     with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
-
         ends = []  # (steps done, seconds) at each chunk's end: loss_vs_time
 
         def on_chunk(p):
@@ -180,14 +179,20 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
         ds.class_names,
         title=f"{config.strategy}, {config.loss} on {config.dataset} (test split)",
     )
-    curve = plots.loss_curve
+    # The axis says which loss: on which examples, with or without reg.
+    reg = f" + {config.reg:g} * sum(W**2)" if config.reg else " (no reg)"
+    rows = {"minibatch": f"each step's batch of {config.batch_size}"}
+    rows.update(sgd="each step's one example")
+    ylabel = (
+        f"{config.loss} loss{reg}\non {rows.get(config.strategy, 'the training set')}"
+    )
+    curve = functools.partial(plots.loss_curve, ylabel=ylabel)
     if config.strategy in strategies.SEARCHES:  # each try, the best so far, chance
         zeros = np.zeros((ds.num_classes, ds.dim), np.float32)
         chance = float(losses.LOSSES[config.loss](zeros, ds.X_train, ds.y_train, 0.0))
         points = result.metrics.get("proposal_loss")  # local search: proposals
         curve = functools.partial(plots.search_curve, chance=chance, points=points)
-        reg = f" + {config.reg:g} * sum(W**2)" if config.reg else " (no reg)"
-        curve.keywords["ylabel"] = f"{config.loss} loss on the training set{reg}"
+        curve.keywords["ylabel"] = ylabel
     curve(
         workdir / "loss_curve.png",
         result.losses,

@@ -60,6 +60,7 @@ def loss_curve(
     title: str = "training loss",
     smooth: int = 0,
     xlabel: str = "step",
+    ylabel: str = "loss",
 ):
     """Per-step loss, with a moving average over ``smooth`` points when > 1.
 
@@ -76,7 +77,7 @@ def loss_curve(
     # A log axis once the loss spans decades, so the late steps stay visible.
     logy = finite.size > 0 and finite.min() > 0 and finite.max() > 20 * finite.min()
     return line_plot(
-        path, curves, xlabel=xlabel, ylabel="loss", title=title, logy=bool(logy)
+        path, curves, xlabel=xlabel, ylabel=ylabel, title=title, logy=bool(logy)
     )
 
 
@@ -254,7 +255,9 @@ def search_curve(
     ax.plot(steps, points, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")
     best = np.fmin.accumulate(np.where(np.isfinite(losses), losses, np.inf))
     ax.plot(steps, best, color="C3", lw=1.8, label="best so far")
-    ax.axhline(chance, color="k", ls="dashed", lw=1, label=f"chance, W = 0 ({chance:.3g})")
+    ax.axhline(
+        chance, color="k", ls="dashed", lw=1, label=f"chance, W = 0 ({chance:.3g})"
+    )
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend()
     ax.grid(alpha=0.3)
