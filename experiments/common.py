@@ -88,7 +88,9 @@ flags.DEFINE_integer(
     "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N.",
 )
 flags.DEFINE_integer(
-    "chunk_size", None, "Driver steps per compiled chunk (default: about a second's worth)."
+    "chunk_size",
+    None,
+    "Driver steps per compiled chunk (default: about half a second's worth).",
 )
 flags.DEFINE_enum(
     "optimizer", None, list(configs.OPTIMIZERS), "optax optimizer of the updates."

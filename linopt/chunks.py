@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-CHUNK_SECONDS = 1.0  # target wall time of one chunk
+CHUNK_SECONDS = 0.5  # target wall time of one chunk
 MAX_GROWTH = 64  # a chunk at most this many times the previous one's steps
 BUFFER_VALUES = 2**22  # metric values a chunk's on-device buffer holds
 MAX_CHUNK_STEPS = 2**18  # steps a chunk's buffer holds, at most

@@ -151,7 +151,7 @@ class TrainConfig(DataConfig):
     step_size: float | None = None  # local search: proposals W + step_size * randn
     block: int | None = None  # local search: proposals per pass over X
     num_devices: int = 1  # devices the training examples are split over
-    chunk_size: int | None = None  # driver steps a chunk (default: ~1 s of work)
+    chunk_size: int | None = None  # driver steps a chunk (default: ~0.5 s of work)
     checkpoint_every: int | None = None  # save the whole state every this many steps
     # (in num_steps' units: tries, proposals or updates)
     resume: bool = False  # continue from the checkpoint in the workdir

@@ -11,7 +11,7 @@ from a key; :func:`run` continues one from a state.
 A run is a sequence of jitted chunks, each a ``while_loop`` of driver steps.
 Between chunks (never between steps) the host fetches that chunk's metrics
 once, reports progress, and may save a checkpoint or stop. A chunk's number
-of steps is a traced argument, so chunks are sized by wall time (about a
+of steps is a traced argument, so chunks are sized by wall time (about half a
 second, :mod:`linopt.chunks`) and a run still compiles once. Only every
 ``stride``-th step's metrics stay in memory (every step of a short run).
 
@@ -263,7 +263,7 @@ def drive(
       data: ``Data(X, y)``.
       num_steps: total driver steps (including any already in ``state``).
       grid: whether ``state`` is a grid of seeds x cells.
-      chunk_size: steps per chunk (default: sized to about a second each,
+      chunk_size: steps per chunk (default: sized to about half a second each,
         :mod:`linopt.chunks`).
       every: chunks also end at each multiple of this many steps (where a
         checkpoint is saved).
@@ -354,7 +354,7 @@ def run(
       key: the run's key; step ``t`` uses ``fold_in(key, t)``.
       data: ``Data(X, y)``, passed to jit as arguments.
       num_steps: total driver steps (including any already in ``state``).
-      chunk_size: steps per chunk (default: about a second's worth each).
+      chunk_size: steps per chunk (default: about half a second's worth each).
       every: chunks also end at each multiple of this many steps.
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops the run with status ``"interrupted"``.

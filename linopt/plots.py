@@ -52,6 +52,9 @@ def line_plot(
     return save_figure(fig, path)
 
 
+MAX_POINTS = 4_000  # drawn of a loss curve (a figure is ~700 pixels wide)
+
+
 def loss_curve(
     path,
     losses,
@@ -76,6 +79,10 @@ def loss_curve(
     finite = losses[np.isfinite(losses)]
     # A log axis once the loss spans decades, so the late steps stay visible.
     logy = finite.size > 0 and finite.min() > 0 and finite.max() > 20 * finite.min()
+    # A figure shows a few thousand points across; drawing a million takes
+    # seconds (a Ctrl-C'd long run waits on it), so draw every k-th.
+    k = max(1, -(-len(losses) // MAX_POINTS))
+    curves = {name: (x[::k], y[::k]) for name, (x, y) in curves.items()}
     return line_plot(
         path, curves, xlabel=xlabel, ylabel=ylabel, title=title, logy=bool(logy)
     )

@@ -147,7 +147,7 @@ def sweep(
       num_steps: driver steps per cell.
       num_classes: ``C`` (default ``max(y) + 1``).
       init_scale: starting weights ``init_scale * randn(C, D)``.
-      chunk_size: steps per chunk (default: about a second's worth each).
+      chunk_size: steps per chunk (default: about half a second's worth each).
       on_chunk: called with a :class:`linopt.driver.Progress` (metrics
         ``(steps, S, H, ...)``) after each chunk; ``False`` stops the grid.
     Returns:
