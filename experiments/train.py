@@ -272,7 +272,7 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
             f"{b['test_accuracy']:.3f}, {b['fit_time_s']:.1f} s (scikit-learn)"
         )
     print(f"outputs in {path}")
-    return {k: v for k, v in summary.items() if k != "losses"}
+    return {k: v for k, v in summary.items() if k not in ("losses", "chunk_ends")}
 
 
 if __name__ == "__main__":
