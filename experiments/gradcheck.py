@@ -107,7 +107,7 @@ def print_table(rows) -> None:
             )
 
 
-def write_outputs(workdir, results: dict) -> None:
+def write_outputs(workdir, results: dict, h: float) -> None:
     """Per-loss CSVs and histograms, and the h sweep as a table and a figure."""
     sweep_keys = (
         "h",
@@ -158,6 +158,12 @@ def write_outputs(workdir, results: dict) -> None:
         logy=True,
         marker="o",
         title="truncation (large h) versus round-off (small h)",
+        hlines={
+            f"good <= {gradcheck.GOOD:g}": gradcheck.GOOD,
+            f"acceptable (kinks only) < {gradcheck.KINKS_ONLY:g}": gradcheck.KINKS_ONLY,
+            f"probably wrong > {gradcheck.WRONG:g}": gradcheck.WRONG,
+        },
+        vlines={f"this check's h = {h:g}": h},
     )
 
 
@@ -240,7 +246,7 @@ def run(config: configs.GradcheckConfig, workdir=None) -> dict:
             )
             for name in names
         }
-    write_outputs(path, results)
+    write_outputs(path, results, c.h)
     failed = [n for n, (_, s) in results.items() if not s["passed"]]
     summary = {name: s for name, (_, s) in results.items()}
     summary.update(

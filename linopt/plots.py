@@ -35,19 +35,29 @@ def line_plot(
     logx: bool = False,
     logy: bool = False,
     marker: str | None = None,
+    hlines: Mapping[str, float] | None = None,
+    vlines: Mapping[str, float] | None = None,
 ):
-    """One line per ``name -> (x, y)``."""
+    """One line per ``name -> (x, y)``; ``hlines`` / ``vlines``: label -> a
+    reference value drawn across (a threshold, a default), in the legend."""
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     for name, (x, y) in curves.items():
         ax.plot(np.asarray(x), np.asarray(y), label=name, marker=marker, lw=1.4)
+    for label, value in (hlines or {}).items():  # labelled on the line itself
+        ax.axhline(value, color="0.4", ls="dotted", lw=1.2)
+        ax.text(0.99, value, label, transform=ax.get_yaxis_transform(), ha="right",
+                va="bottom", fontsize=7, color="0.2", zorder=5,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})  # fmt: skip
+    for label, value in (vlines or {}).items():
+        ax.axvline(value, color="k", ls="dashdot", lw=1, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    if len(curves) > 1:
-        ax.legend()
+    if len(curves) + len(vlines or {}) > 1:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
