@@ -30,7 +30,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from linopt import configs, presets, runs
+from linopt import compile_cache, configs, presets, runs
 from linopt.errors import DataError, LinoptError
 
 # Every experiment.
@@ -241,6 +241,7 @@ def main(
         if help_asked:
             print(_help(config_type, resolved, sources, doc))
             return 0
+        compile_cache.enable()  # a second run compiles nothing the first did
         try:
             summary = run(config, flags.FLAGS.workdir)
         except LinoptError as e:

@@ -28,6 +28,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``reference``       plain numpy versions of the lecture's code
 ``lecture``         the lecture's own numbers
 ``errors``          errors a user can fix
+``compile_cache``   JAX's persistent compilation cache, beside the data
 ``evaluation``      confusion matrix, per-class accuracy, scikit-learn baselines
 ``estimator``       ``LinearClassifier``: a scikit-learn classifier on the driver
 ``model_io``        a trained model as one file, no pickle; ``load_model``
@@ -66,6 +67,7 @@ __all__ = [
     "reference",
     "lecture",
     "errors",
+    "compile_cache",
     "estimator",
     "model_io",
     "evaluation",
