@@ -97,6 +97,11 @@ def test_diverging_run_ends_cleanly(tmp_path, capsys):
     assert s["status"] == "diverged" and s["num_steps"] < 500
     assert "diverged" in capsys.readouterr().out
     assert np.all(np.isfinite(np.load(out / "params.npy")))
+    saved = read(out)  # one type per field: a number or null, never "inf"
+    assert saved["diverged_at_step"] == s["num_steps"] + 1
+    assert saved["final_step_loss"] is None
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + s["diverged_at_step"]  # the diverged step's loss too
 
 
 def test_sweep_on_digits(tmp_path, capsys):
