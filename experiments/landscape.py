@@ -181,7 +181,16 @@ def run(config: configs.LandscapeConfig, workdir=None) -> dict:
     toy = landscape.toy_slice()
     wall = time.perf_counter() - start
 
-    panels = write_figures(path, config.loss, arrays, sets, config.reg, alpha_max)
+    scale = {
+        "none": "|W1| of a standard normal",
+        "weights": "|W1| = |W|: a = 1 moves as far as W",
+        "rows": "each row of W1 as long as W's",
+    }[config.direction_scale]
+    if config.alpha_max is None:  # the default range: say what it means
+        scale += f"; a = {alpha_max:.3g} moves the scores {SCORE_SPAN:g} margins (RMS)"
+    panels = write_figures(
+        path, config.loss, arrays, sets, config.reg, alpha_max, scale
+    )
     toy_W, _, toy_X, _ = landscape.lecture_toy()
     # Rounded: the toy's values are short decimals stored in float32.
     toy_x = [round(float(v), 6) for v in np.asarray(toy_X).ravel()]
@@ -239,8 +248,11 @@ def run(config: configs.LandscapeConfig, workdir=None) -> dict:
     return summary
 
 
-def write_figures(workdir, loss, arrays, sets, reg, alpha_max) -> dict:
-    """The 1-D line plots and 2-D heatmaps; returns each panel's loss range."""
+def write_figures(workdir, loss, arrays, sets, reg, alpha_max, scale) -> dict:
+    """The 1-D line plots and 2-D heatmaps; returns each panel's loss range.
+
+    ``scale`` says what a unit of ``a`` is, under each x axis.
+    """
     panels = {}
     name = loss.upper() if loss == "svm" else loss
     for suffix, r in (("", 0.0), ("_reg", reg)):
@@ -252,7 +264,7 @@ def write_figures(workdir, loss, arrays, sets, reg, alpha_max) -> dict:
         plots.line_plot(
             workdir / f"landscape_1d{suffix}.png",
             curves,
-            xlabel="a (step along the random direction W1)",
+            xlabel=f"a (step along the random direction W1)\n{scale}",
             ylabel=f"{name} loss L(W + a W1)",
             title=f"{name} loss along a random line\n{reg_text}",
         )
@@ -264,7 +276,7 @@ def write_figures(workdir, loss, arrays, sets, reg, alpha_max) -> dict:
                 values,
                 x=arrays["alphas_2d"],
                 y=arrays["alphas_2d"],
-                xlabel="a (along W1)",
+                xlabel=f"a (along W1)\n{scale}",
                 ylabel="b (along W2)",
                 title=f"{name} loss L(W + a W1 + b W2)\n{label}, {reg_text}",
                 colorbar_label=f"{name} loss (blue low, red high)",
