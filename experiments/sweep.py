@@ -105,9 +105,13 @@ def write_outputs(workdir, result, cells, c, best) -> list[dict]:
         workdir / "loss_curves.png",
         curves,
         xlabel="step",
-        ylabel=f"loss{f' (mean of {smooth})' if smooth > 1 else ''}",
-        title=f"training loss of the {len(curves)} best cells",
+        ylabel=f"loss + reg * sum(W**2) of each step's "
+        f"{'batch' if c.batch_size else 'training set'}"
+        f"{f' (mean of {smooth})' if smooth > 1 else ''}",
+        title=f"training loss of the {len(curves)} best cells by validation "
+        "accuracy\n(each with its own reg, so levels differ by the penalty)",
         logy=True,
+        legend_outside=True,
     )
     runs.save_array(workdir / "params.npy", result.params[best])
     return rows

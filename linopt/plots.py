@@ -37,9 +37,11 @@ def line_plot(
     marker: str | None = None,
     hlines: Mapping[str, float] | None = None,
     vlines: Mapping[str, float] | None = None,
+    legend_outside: bool = False,
 ):
     """One line per ``name -> (x, y)``; ``hlines`` / ``vlines``: label -> a
-    reference value drawn across (a threshold, a default), in the legend."""
+    reference value drawn across (a threshold, a default). ``legend_outside``:
+    the legend right of the axes, where it hides no curve."""
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     for name, (x, y) in curves.items():
@@ -57,7 +59,8 @@ def line_plot(
     if logy:
         ax.set_yscale("log")
     if len(curves) + len(vlines or {}) > 1:
-        ax.legend(fontsize=8)
+        where = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)}
+        ax.legend(fontsize=8, **(where if legend_outside else {}))
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
