@@ -34,8 +34,11 @@ from linopt import compile_cache, configs, presets, runs
 from linopt.errors import DataError, LinoptError
 
 # Every experiment.
-flags.DEFINE_enum(
-    "dataset", None, list(configs.DATASETS), "Data set; digits needs no network."
+flags.DEFINE_string(
+    "dataset",
+    None,
+    f"{', '.join(configs.DATASETS)} (digits needs no network), or your own "
+    "arrays: a .npz file or a folder of .npy files (X_train, y_train, ...).",
 )
 flags.DEFINE_string(
     "data_dir", None, "CIFAR-10 folder (default $LINOPT_DATA or ~/.cache/linopt)."

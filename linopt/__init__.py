@@ -7,6 +7,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``losses``          scores, margins, SVM and softmax losses, their gradients
 ``data``            digits, CIFAR-10, synthetic; preprocessing and splits
 ``cifar10``         the official CIFAR-10 files: safe readers, checked download
+``arrays``          your own arrays: a .npz or a folder of .npy, checked, no pickle
 ``strategies``      random search, random local search, gradient descent
 ``driver``          the one compiled, chunked loop and the Strategy protocol
 ``chunks``          chunks sized by wall time; the metrics kept in memory
@@ -46,6 +47,7 @@ __all__ = [
     "losses",
     "data",
     "cifar10",
+    "arrays",
     "strategies",
     "driver",
     "chunks",

@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import ClassVar
 
-from linopt import losses, presets
+from linopt import arrays, losses, presets
 from linopt.data import DATASETS
 from linopt.optimizers import OPTIMIZERS, SCHEDULES
 from linopt.strategies import STRATEGIES
@@ -79,7 +79,14 @@ class DataConfig:
     overwrite: bool = False  # replace the run already in the workdir
 
     def __post_init__(self):
-        _one_of("dataset", self.dataset, DATASETS)
+        if arrays.is_path(self.dataset):  # your own arrays (linopt.arrays)
+            _require(
+                Path(self.dataset).expanduser().exists(),
+                f"dataset {self.dataset!r}: no such file or folder; give one of "
+                f"{', '.join(DATASETS)}, a .npz file or a folder of .npy files",
+            )
+        else:
+            _one_of("dataset", self.dataset, DATASETS)
         if self.data_dir is not None:
             _require(self.data_dir.strip() != "", "data_dir is empty; give a folder")
             path = Path(self.data_dir).expanduser()

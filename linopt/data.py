@@ -8,6 +8,7 @@ names and the image shape for drawing weights as templates.
 * ``"digits"``: scikit-learn's bundled 8x8 digits (1,797 images); no network.
 * ``"cifar10"``: the official files, see :mod:`linopt.cifar10`.
 * ``"synthetic"``: seeded Gaussian class clusters of any N, D, C.
+* a path: your own arrays, a ``.npz`` or a folder of ``.npy`` (:mod:`linopt.arrays`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from linopt import arrays
 from linopt.errors import DataError, LinoptError
 
 DATASETS = ("digits", "cifar10", "synthetic")
@@ -188,7 +190,8 @@ def load(
     """Load data set ``name`` (one of :data:`DATASETS`), preprocessed.
 
     Args:
-      name: ``"digits"``, ``"cifar10"`` or ``"synthetic"``.
+      name: ``"digits"``, ``"cifar10"``, ``"synthetic"``, or the path of a
+        ``.npz`` file or folder of ``.npy`` files (:mod:`linopt.arrays`).
       data_dir: CIFAR-10's folder (default ``$LINOPT_DATA`` or ``~/.cache/linopt``).
       seed: the split seed for digits, the generator seed for synthetic.
       download: fetch CIFAR-10 when it is not on disk.
@@ -198,6 +201,12 @@ def load(
       **synthetic_kwargs: ``num_train``, ``num_val``, ``num_test``, ``dim``,
         ``num_classes``, ``separation`` for ``"synthetic"``.
     """
+    if arrays.is_path(name):  # your own arrays
+        if num_val is not None:
+            raise LinoptError("num_val: arrays without X_val are split 70/10/20")
+        *splits, names = arrays.load_raw(name, seed=seed)
+        dim = splits[0].shape[1]
+        return _build(*splits, names, (dim,), dtype)
     if name == "digits":
         if num_val is not None:
             raise LinoptError("num_val: digits is split 70/10/20; leave it unset")

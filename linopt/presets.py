@@ -31,6 +31,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from linopt import arrays
+
 ANY = "*"
 PRESETS = ("linopt", "assignment")
 
@@ -214,12 +216,15 @@ def resolve(config, strategy: str | None = None):
     loss = "svm" if loss == "both" else loss
     preset = getattr(config, "preset", "linopt")
     slot = kind.PRESET_SLOT or strategy or config.strategy
-    values, sources = lookup(config.dataset, loss, slot, preset)
+    dataset = config.dataset
+    if arrays.is_path(dataset):  # own arrays: the rows of the data set of their scale
+        dataset = dataset_for_scale(arrays.feature_scale(dataset))
+    values, sources = lookup(dataset, loss, slot, preset)
     if slot == "sweep":  # the grid's other settings: the strategy's preset
-        trained, trained_from = lookup(config.dataset, loss, config.strategy, preset)
+        trained, trained_from = lookup(dataset, loss, config.strategy, preset)
         values, sources = {**trained, **values}, {**trained_from, **sources}
     if strategy is not None:  # one strategy of "all": its preset, the shared steps
-        own, own_from = lookup(config.dataset, loss, strategy, preset)
+        own, own_from = lookup(dataset, loss, strategy, preset)
         values = {**own, "num_steps": values["num_steps"]}
         sources = {**own_from, "num_steps": sources["num_steps"]}
         if config.num_steps is not None:
