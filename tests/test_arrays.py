@@ -122,3 +122,13 @@ def test_the_command_line_says_one_line_and_exits_1(tmp_path):
     )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: X_train has 1 non-finite")
+
+
+def test_the_feature_files_bayes_accuracy_is_the_bayes_rules():
+    from benchmarks import make_features
+
+    X, y = make_features.make(100_000, 16, 10, 2.5, seed=3)
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((16, 10)))
+    measured = np.mean(np.argmax(X @ q, axis=1) == y)  # the Bayes rule
+    exact = make_features.bayes_accuracy(2.5, 10)
+    assert abs(measured - exact) < 3 * np.sqrt(exact * (1 - exact) / len(y))
