@@ -22,6 +22,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``gradient_checks``  the check of linopt's own losses: kinks, h sweep, scale
 ``landscape``       1-D and 2-D slices through W, the lecture's toy
 ``step_size``       the loss after one step of each size
+``curvature``       Hessian-vector products, top eigenpairs, trace, step predictions
 ``checkpoint``      whole-run checkpoints, no pickle
 ``sharding``        data parallelism over devices and hosts
 ``runs``            run folders, atomic files, config.json
@@ -62,6 +63,7 @@ __all__ = [
     "gradient_checks",
     "landscape",
     "step_size",
+    "curvature",
     "checkpoint",
     "sharding",
     "runs",
