@@ -199,7 +199,9 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
         def on_chunk(p):
             loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)  # (steps, cells)
             columns = dict(zip(names, loss.T, strict=True))
-            metrics.append({"step": np.arange(p.step - len(loss), p.step) + 1, **columns})
+            metrics.append(
+                {"step": np.arange(p.step - len(loss), p.step) + 1, **columns}
+            )
             bar(p)
 
         result = sweeps.sweep(
@@ -242,7 +244,11 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
         f"best: lr {best_row['learning_rate']:g}, reg {best_row['reg']:g}, seed "
         f"{best_row['seed']}: val acc {summary['val_accuracy']:.3f}, "
         f"test acc {summary['test_accuracy']:.3f}"
-        + (f" (refit on {summary['refit_on']} examples)" if "refit_on" in summary else "")
+        + (
+            f" (refit on {summary['refit_on']} examples)"
+            if "refit_on" in summary
+            else ""
+        )
     )
     print(f"outputs in {path}")
     return summary

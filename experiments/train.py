@@ -5,13 +5,14 @@
     python -m experiments.train --strategy=all                  # compare them all
 
 Hyperparameters left unset take the preset of the data set, loss and strategy
-(linopt.presets; --help shows each value and its row). Writes config.json,
-summary.json (with the test confusion matrix and per-class accuracy),
-metrics.csv, loss_curve.png, templates.png (image data), confusion.png,
-params.npy and model.npz (``linopt.load_model(path).predict(raw_rows)``) into
---workdir; --baseline adds scikit-learn's LogisticRegression and LinearSVC on
-the same split to summary.json; --strategy=all writes one folder per strategy and a
-comparison. In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
+(linopt.presets; --help shows each value and its row). Writes into the
+workdir config.json, summary.json (with the test confusion matrix and
+per-class accuracy), metrics.csv (as the run goes), loss_curve.png,
+templates.png (image data), confusion.png, params.npy and model.npz
+(``linopt.load_model(path).predict(raw_rows)``). --baseline adds
+scikit-learn's LogisticRegression and LinearSVC on the same split to
+summary.json; --strategy=all writes one folder per strategy and a comparison.
+In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
 """
 
 from __future__ import annotations

@@ -166,7 +166,12 @@ def test_sweep_seeds_follow_seed(tmp_path):
 TINY = {
     "train": lambda data: configs.TrainConfig(**data, strategy="all", num_steps=20),
     "sweep": lambda data: configs.SweepConfig(
-        **data, num_steps=20, learning_rates=(1e-3, 1e-2), regs=(1e-3,)
+        **data,
+        num_steps=20,
+        learning_rates=(1e-3, 1e-2),
+        regs=(1e-3,),
+        # The tiny CIFAR-10 holds 1,250 training images, not the preset's 5,000.
+        num_val=250 if data["dataset"] == "cifar10" else None,
     ),
     "gradcheck": lambda data: configs.GradcheckConfig(
         **{**data, "num_train": 4}, mode="sparse", num_checks=4
