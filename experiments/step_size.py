@@ -108,6 +108,10 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
     best = int(sweep.best_index)
     runs.write_csv(path / "metrics.csv", {"step_size": step_list, "loss": loss_list})
     where = f"{config.dataset}, N={len(ds.y_train)}, reg={config.reg:g}"
+    # The lesson needs both sides of the best step: say when the grid ends first.
+    edge = {0: "smallest", len(step_list) - 1: "largest"}.get(best)
+    if edge is not None:
+        where += f"; best at the {edge} step tried"
     write_figures(path, config, sweep, step_list, loss_list, where)
     summary = {
         "status": "completed",
@@ -123,6 +127,7 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
         "losses": loss_list,
         "best_step_size": step_list[best],
         "best_loss": loss_list[best],
+        "best_at_edge": edge,  # None, "smallest" or "largest"
         "lecture": {
             "original_loss": lecture.STEP_SIZE_ORIGINAL_LOSS,
             "step_sizes": list(lecture.STEP_SIZES),
@@ -140,6 +145,12 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
         f"|grad| {float(sweep.gradient_norm):g}; {config.loss}, {where}); "
         f"files in {path}"
     )
+    if edge is not None:
+        bound = "max_step_size larger" if edge == "largest" else "min_step_size smaller"
+        print(
+            f"warning: the best step size is the {edge} one tried, so the grid "
+            f"does not show where the loss turns; pass --{bound}"
+        )
     return summary
 
 

@@ -52,3 +52,15 @@ def test_finer_grid_and_softmax(tmp_path):
     summary = step_size.run(config, out)
     assert len(summary["step_sizes"]) == len(summary["losses"]) == 19
     assert summary["loss"] == "softmax" and summary["reg"] == 0.01
+
+
+def test_a_best_step_at_the_grids_edge_is_said(tmp_path, capsys):
+    config = configs.StepSizeConfig(loss="softmax")  # digits: the best is 1e-1
+    summary = step_size.run(config, tmp_path / "edge")
+    assert summary["best_at_edge"] == "largest"
+    assert "pass --max_step_size larger" in capsys.readouterr().out
+    wider = step_size.run(
+        configs.StepSizeConfig(loss="softmax", max_step_size=100.0), tmp_path / "wide"
+    )
+    assert wider["best_at_edge"] is None  # the overshoot is in the grid now
+    assert wider["losses"][-1] > wider["best_loss"]
