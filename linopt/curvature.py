@@ -113,7 +113,8 @@ def _top_eigenpairs(loss_fn, k, m, W, key, *args):
         # fresh random vector, with a zero coupling in the tridiagonal matrix.
         fresh = jax.random.normal(jax.random.fold_in(key, i), (n,), dtype)
         fresh = orthogonalize(fresh, Q)
-        scale = jnp.maximum(jnp.abs(alphas[i]), 1.0)
+        # |H| is about the largest Rayleigh quotient seen so far.
+        scale = jnp.maximum(jnp.max(jnp.abs(alphas)), jnp.finfo(dtype).tiny)
         broke = beta <= 1e3 * jnp.finfo(dtype).eps * scale
         w = jnp.where(broke, fresh, w)
         betas = betas.at[i].set(jnp.where(broke, 0.0, beta))

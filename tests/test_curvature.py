@@ -225,3 +225,28 @@ def test_bad_sizes_say_what_to_do(problem):
         curvature.hutchinson_trace(
             losses.softmax_loss, W, X, y, REG, key=jax.random.key(0), num_probes=1
         )
+
+
+def test_the_whole_spectrum_and_a_zero_hessian(problem):
+    """Edge cases of Lanczos: num_iters = W.size, and H = 0 (restart every step)."""
+    X, y, W = problem
+    small, Xs, ys = W[:2, :5], X[:, :5], y % 2
+    H = exact(losses.softmax_loss, small, Xs, ys)
+    pairs = curvature.top_eigenpairs(
+        losses.softmax_loss,
+        small,
+        Xs,
+        ys,
+        REG,
+        key=jax.random.key(0),
+        k=10,
+        num_iters=10,
+    )
+    np.testing.assert_allclose(
+        pairs.eigenvalues, np.linalg.eigvalsh(H)[::-1], atol=1e-12
+    )
+    zero = curvature.top_eigenpairs(
+        losses.svm_loss, W, X, y, 0.0, key=jax.random.key(0), k=3, num_iters=10
+    )
+    assert np.all(np.asarray(zero.eigenvalues) == 0.0)
+    assert np.all(np.isfinite(np.asarray(zero.eigenvectors)))
