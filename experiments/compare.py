@@ -47,14 +47,18 @@ def write(workdir, results: dict, dataset: str) -> dict:
         losses = np.asarray(results[n]["losses"], dtype=np.float64)
         if n in ("random_search", "random_local_search"):
             losses = np.minimum.accumulate(losses)  # best so far
-        per_loss = results[n]["num_examples_evaluated"] / max(len(losses), 1)
-        x = per_loss * np.arange(1, len(losses) + 1)
         (t, at_t), first = _by_time(results[n], losses)
         if n in ("minibatch", "sgd") and len(losses) > SMOOTH:
             # One batch's loss is noisy (SGD's: one example's): a moving mean.
-            x, losses, t, at_t = (_mean(v) for v in (x, losses, t, at_t))
+            t, at_t = _mean(t), _mean(at_t)
         label = f"{n} (first chunk {first:.2g} s)"
-        by_evals[n], by_time[label] = (x, losses), (t, at_t)
+        by_time[label] = (t, at_t)
+        # The common yardstick: the full training loss, evaluated at intervals.
+        along = results[n]["along_run"]
+        per_unit = results[n]["num_examples_evaluated"] / max(
+            results[n]["num_steps"], 1
+        )
+        by_evals[n] = (np.asarray(along["step"]) * per_unit, along["train_loss"])
     loss_name = (
         f"loss + reg of each step's own examples\n(searches: best so far; "
         f"minibatch, sgd: mean of {SMOOTH} steps)"
@@ -63,9 +67,10 @@ def write(workdir, results: dict, dataset: str) -> dict:
         workdir / "loss_vs_evals.png",
         by_evals,
         xlabel="examples evaluated (rows of X a loss or gradient touched)",
-        ylabel=loss_name,
+        ylabel="full training loss + reg, at intervals along each run",
         logx=True,
         logy=True,
+        marker="o",
         title=f"strategies on {dataset}: a batch of 200 counts 200",
     )
     plots.line_plot(

@@ -138,8 +138,14 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     unit = UNITS.get(config.strategy, "step")
     with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
         ends = []  # (steps done, seconds) at each chunk's end: loss_vs_time
+        along = []  # evaluations at intervals (chunks end there)
 
         def on_chunk(p):
+            units = config.num_steps / p.num_steps  # tries a search's step makes
+            at = (p.step % training.evaluate_every(p.num_steps) == 0) or stop.requested
+            if at or p.step == p.num_steps:
+                row = training.along_run(p.state.params, ds, config.loss, config.reg)
+                along.append({"step": round(p.step * units), **row})
             loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)
             first = (p.step - len(loss)) * loss.shape[1]  # rows written before
             rows = np.arange(first + 1, first + loss.size + 1)
@@ -155,6 +161,8 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
         )
     summary = training.summarize(config, result, ds)
     summary["config"] = dataclasses.asdict(config)
+    # At intervals along the run: the full training loss, train and val accuracy.
+    summary["along_run"] = {k: [r[k] for r in along] for k in (along or [{}])[0]}
     if stop.requested:
         summary["stopped_by"] = stop.signal_name
     summary.update(
@@ -202,6 +210,23 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
         smooth=50 if config.strategy in ("minibatch", "sgd") else 0,
         xlabel=unit,
     )
+    if along:
+        steps = summary["along_run"]["step"]
+        plots.line_plot(
+            workdir / "accuracy.png",
+            {
+                f"{split} ({len(getattr(ds, f'y_{split}'))} examples)": (
+                    steps,
+                    summary["along_run"][f"{split}_accuracy"],
+                )
+                for split in ("train", "val")
+            },
+            xlabel=unit,
+            ylabel="accuracy (fraction right)",
+            title=f"{config.strategy}, {config.loss} on {config.dataset}: "
+            "accuracy along the run",
+            marker="o",
+        )
     if len(ds.image_shape) >= 2:  # the weights of image data drawn as images
         plots.class_templates(
             workdir / "templates.png",

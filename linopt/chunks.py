@@ -62,12 +62,14 @@ class ChunkSizer:
             wanted = int(self.steps_per_s * self.seconds)
             self.steps = max(1, min(wanted, self.steps * MAX_GROWTH, self.limit))
 
-    def next(self, remaining: int, every: int | None, done: int) -> int:
+    def next(self, remaining: int, every, done: int) -> int:
         """Steps of the next chunk: at most ``remaining``, and ending at the
-        next multiple of ``every`` (checkpoints land on it) when given."""
+        next multiple of ``every`` (an int or several; None ignored), where
+        checkpoints and evaluations land."""
         steps = min(self.steps, remaining)
-        if every:
-            steps = min(steps, every - done % every)
+        for e in every if isinstance(every, (tuple, list)) else (every,):
+            if e:
+                steps = min(steps, e - done % e)
         return steps
 
     def seconds_left(self, remaining: int) -> float | None:

@@ -249,7 +249,7 @@ def drive(
     num_steps: int,
     grid: bool = False,
     chunk_size: int | None = None,
-    every: int | None = None,
+    every: int | tuple[int | None, ...] | None = None,
     on_chunk: Callable[[Progress], bool | None] | None = None,
     history: dict | None = None,
 ) -> Outcome:
@@ -265,8 +265,8 @@ def drive(
       grid: whether ``state`` is a grid of seeds x cells.
       chunk_size: steps per chunk (default: sized to about half a second each,
         :mod:`linopt.chunks`).
-      every: chunks also end at each multiple of this many steps (where a
-        checkpoint is saved).
+      every: chunks also end at each multiple of this many steps (or of
+        each of several), where checkpoints and evaluations happen.
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops with status ``"interrupted"``.
       history: kept metrics of the steps already in ``state`` (resume).
@@ -342,7 +342,7 @@ def run(
     *,
     num_steps: int,
     chunk_size: int | None = None,
-    every: int | None = None,
+    every: int | tuple[int | None, ...] | None = None,
     on_chunk: Callable[[Progress], bool | None] | None = None,
     history: dict | None = None,
 ) -> Result:
@@ -355,7 +355,7 @@ def run(
       data: ``Data(X, y)``, passed to jit as arguments.
       num_steps: total driver steps (including any already in ``state``).
       chunk_size: steps per chunk (default: about half a second's worth each).
-      every: chunks also end at each multiple of this many steps.
+      every: chunks also end at each multiple of this many steps (or of each).
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops the run with status ``"interrupted"``.
       history: kept metrics of the steps already in ``state`` (resume).

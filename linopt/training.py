@@ -10,10 +10,12 @@ training split, data-parallel over ``config.num_devices``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
@@ -88,6 +90,14 @@ def checkpoint_every(config: configs.TrainConfig, num_steps: int) -> int | None:
     return max(1, config.checkpoint_every * num_steps // config.num_steps)
 
 
+EVALUATIONS = 20  # points along a run where the weights are evaluated
+
+
+def evaluate_every(num_steps: int) -> int:
+    """Driver steps between evaluations along a run of ``num_steps``."""
+    return max(1, -(-num_steps // EVALUATIONS))
+
+
 def train(
     config: configs.TrainConfig,
     ds: Dataset,
@@ -126,7 +136,7 @@ def train(
         init_scale=config.init_scale,
         restore=restore,
         chunk_size=config.chunk_size,
-        every=checkpoint_every(config, num_steps),
+        every=(checkpoint_every(config, num_steps), evaluate_every(num_steps)),
         on_chunk=on_chunk,
     )
     if isinstance(strategy, strategies.RandomLocalSearch):
@@ -157,6 +167,24 @@ def evaluate(params: ArrayLike, ds: Dataset, loss: str, reg: float) -> dict:
         "val_accuracy": float(losses.accuracy(W, ds.X_val, ds.y_val)),
         "test_accuracy": float(losses.accuracy(W, ds.X_test, ds.y_test)),
     }
+
+
+def along_run(params: ArrayLike, ds: Dataset, loss: str, reg: float) -> dict:
+    """What a run is judged by at intervals: the full training loss (with reg)
+    and train and validation accuracy (never test), on device, as floats."""
+    values = _along_run(jnp.asarray(params), ds.X_train, ds.y_train, ds.X_val,
+                        ds.y_val, reg, loss=loss)  # fmt: skip
+    names = ("train_loss", "train_accuracy", "val_accuracy")
+    return dict(zip(names, map(float, jax.device_get(values)), strict=True))
+
+
+@functools.partial(jax.jit, static_argnames="loss")
+def _along_run(W, X, y, X_val, y_val, reg, *, loss):
+    scores = X @ W.T  # one multiply for the loss and the accuracy
+    data_loss = jnp.mean(losses.PER_EXAMPLE[loss](scores, y))
+    full = data_loss + losses.l2_penalty(W, reg)
+    train_acc = jnp.mean(jnp.argmax(scores, axis=1) == y)
+    return full, train_acc, jnp.mean(jnp.argmax(X_val @ W.T, axis=1) == y_val)
 
 
 def summarize(config: configs.TrainConfig, result: Result, ds: Dataset) -> dict:
