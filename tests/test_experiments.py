@@ -238,3 +238,17 @@ def test_reproduce_keeps_each_experiments_own_defaults():
     assert {c.dataset for c in sub.values()} == {"synthetic"}
     given = configs.ReproduceConfig(num_train=100)
     assert reproduce.experiment_config(given, gradcheck, {}).num_train == 100
+
+
+def test_a_run_is_evaluated_along_the_way(tmp_path):
+    from linopt import training
+
+    out = tmp_path / "run"
+    s = train.run(configs.TrainConfig(num_steps=400), out)
+    along = read(out)["along_run"]
+    assert along["step"] == list(range(20, 401, 20))  # 20 points, chunks end there
+    # The last point is the final weights, evaluated independently at the end.
+    assert along["train_loss"][-1] == pytest.approx(s["train_loss"], rel=1e-6)
+    assert along["val_accuracy"][-1] == pytest.approx(s["val_accuracy"])
+    assert "test_accuracy" not in along  # the test split is not looked at
+    assert training.evaluate_every(400) == 20 and is_png(out / "accuracy.png")
