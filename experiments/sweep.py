@@ -82,7 +82,9 @@ def write_outputs(workdir, result, cells, c, best) -> list[dict]:
         xlabel="reg",
         ylabel="learning rate",
         title=f"validation accuracy (mean of {len(result.seeds)} seed(s)), "
-        f"{c.loss} {c.optimizer} on {c.dataset}",
+        f"{c.loss} {c.optimizer} on {c.dataset}\noutlined, the best: test "
+        f"{float(np.nanmean(cells['test_accuracy'][:, best[1], best[2]])):.3f} "
+        "(mean of its seeds, before any refit; every cell's in table.csv)",
         colorbar_label=f"validation accuracy (from chance, {chance:.2g}, to 1)",
         annotate=True,
         vmin=chance,  # from chance: a spread of a few images looks small
