@@ -27,7 +27,16 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import configs, lecture, losses, plots, presets, runs, step_size
+from linopt import (
+    configs,
+    curvature,
+    lecture,
+    losses,
+    plots,
+    presets,
+    runs,
+    step_size,
+)
 
 flags.DEFINE_float("min_step_size", None, "Smallest step size.")
 flags.DEFINE_float("max_step_size", None, "Largest step size.")
@@ -36,15 +45,31 @@ flags.DEFINE_integer(
 )
 
 
-def write_figures(workdir, config, sweep, step_list, loss_list, where) -> None:
-    """``step_size.png`` (the loss after one step) and ``step_size_decrease.png``."""
+def write_figures(workdir, config, sweep, step_list, loss_list, where, predicted):
+    """``step_size.png`` (the loss after one step, and what the curvature
+    predicts) and ``step_size_decrease.png``."""
     original = float(sweep.original_loss)
     marker = "o" if len(step_list) <= 25 else None
+    t = np.asarray(step_list)
+    model = original - t * predicted["gradient_norm_sq"]
+    model = model + t**2 / 2 * predicted["curvature"]
+    shown = model > 0  # a log axis: the model dips below 0 past its minimum
     plots.line_plot(
         workdir / "step_size.png",
         {
             "original loss L(W)": (step_list, [original] * len(step_list)),
             "loss after one step, L(W - t * grad)": (step_list, loss_list),
+            "quadratic model L - t |g|^2 + t^2/2 g'Hg": (t[shown], model[shown]),
+        },
+        legend_outside=True,
+        vlines={
+            f"{label} {predicted[name]:.2g}": predicted[name]
+            for name, label in (
+                ("best_step", "predicted best"),
+                ("crossover", "crossover"),
+                ("stability_limit", "2/lambda_max"),
+            )
+            if predicted[name] is not None
         },
         xlabel="step size t (log scale)",
         ylabel=f"{config.loss} loss (log scale)",
@@ -99,6 +124,13 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
     loss_fn = losses.get(config.loss)
     sweep = step_size.step_size_sweep(loss_fn, W, X, y, steps, config.reg)
     sweep = jax.device_get(sweep)
+    # What the curvature predicts for the same step (linopt.curvature).
+    key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    predicted = curvature.step_predictions(loss_fn, W, X, y, config.reg, key=key)
+    # The SVM's data term has no curvature: its steps are then unpredicted (None).
+    predicted = {
+        k: float(v) if np.isfinite(v) else None for k, v in predicted._asdict().items()
+    }
     wall = time.perf_counter() - start
 
     # Report the requested sizes in float64 (the sweep ran them in float32).
@@ -112,7 +144,7 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
     edge = {0: "smallest", len(step_list) - 1: "largest"}.get(best)
     if edge is not None:
         where += f"; best at the {edge} step tried"
-    write_figures(path, config, sweep, step_list, loss_list, where)
+    write_figures(path, config, sweep, step_list, loss_list, where, predicted)
     summary = {
         "status": "completed",
         "dataset": config.dataset,
@@ -128,6 +160,9 @@ def run(config: configs.StepSizeConfig, workdir=None) -> dict:
         "best_step_size": step_list[best],
         "best_loss": loss_list[best],
         "best_at_edge": edge,  # None, "smallest" or "largest"
+        # The quadratic model along -g: best |g|^2 / g^T H g, crossover twice
+        # that; full-batch gradient descent is stable below 2 / lambda_max.
+        "predicted": predicted,
         "lecture": {
             "original_loss": lecture.STEP_SIZE_ORIGINAL_LOSS,
             "step_sizes": list(lecture.STEP_SIZES),

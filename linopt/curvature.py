@@ -197,8 +197,10 @@ def step_predictions(loss_fn, W, *args, key, num_iters: int = 30):
 
     ``L(W - t g) = L - t |g|^2 + t^2/2 g^T H g + O(t^3)``: the model is
     lowest at ``t = |g|^2 / g^T H g`` and back at ``L`` at twice that. Where
-    the loss stops being quadratic (softmax grows only linearly for large
-    steps) the real crossover lies further out. Full-batch gradient descent
+    the loss stops being quadratic the real crossover moves: before the
+    model's when the third derivative along ``-g`` is positive (CIFAR-10
+    softmax at its start), beyond it when negative (softmax grows only
+    linearly far out). Full-batch gradient descent
     on the quadratic model is stable only for ``t < 2 / lambda_max``.
 
     Args:

@@ -51,8 +51,10 @@ def line_plot(
         ax.text(0.99, value, label, transform=ax.get_yaxis_transform(), ha="right",
                 va="bottom", fontsize=7, color="0.2", zorder=5,
                 bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})  # fmt: skip
-    for label, value in (vlines or {}).items():
-        ax.axvline(value, color="k", ls="dashdot", lw=1, label=label)
+    styles = ("dashdot", "dotted", "dashed", (0, (5, 1, 1, 1, 1, 1)))
+    for i, (label, value) in enumerate((vlines or {}).items()):  # told apart
+        ax.axvline(value, color=f"{0.55 * i / max(1, len(vlines) - 1):.2f}",
+                   ls=styles[i % len(styles)], lw=1.2, label=label)  # fmt: skip
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logx:
         ax.set_xscale("log")

@@ -64,3 +64,7 @@ def test_a_best_step_at_the_grids_edge_is_said(tmp_path, capsys):
     )
     assert wider["best_at_edge"] is None  # the overshoot is in the grid now
     assert wider["losses"][-1] > wider["best_loss"]
+    p = wider["predicted"]  # the curvature's: consistent with the measured sweep
+    assert p["gradient_norm_sq"] == pytest.approx(wider["gradient_norm"] ** 2, 1e-5)
+    assert p["best_step"] == pytest.approx(p["gradient_norm_sq"] / p["curvature"])
+    assert p["best_step"] / 3 < wider["best_step_size"] < 3 * p["best_step"]
