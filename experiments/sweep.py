@@ -146,21 +146,25 @@ def summarize(result, rows, best, test_accuracy, c, ds) -> dict:
     }
 
 
-def refit(first: configs.TrainConfig, result, best, ds):
+def refit(first: configs.TrainConfig, result, best, ds, num_devices: int):
     """The best cell trained again on the training and validation examples
-    (as scikit-learn's ``GridSearchCV`` refits): its weights."""
+    (as scikit-learn's ``GridSearchCV`` refits), on the sweep's devices: its
+    weights and the examples it saw (a multiple of ``num_devices``)."""
     i, j = best[1:]
     cell = dataclasses.replace(
         first,
         seed=int(result.seeds[best[0]]),
         learning_rate=float(result.grid["learning_rate"][i]),
         reg=float(result.grid["reg"][j]),
+        num_devices=num_devices,
     )
+    n = len(ds.y_train) + len(ds.y_val)
+    n -= n % num_devices  # rows split evenly over the devices
     both = ds._replace(
-        X_train=np.concatenate([ds.X_train, ds.X_val]),
-        y_train=np.concatenate([ds.y_train, ds.y_val]),
+        X_train=np.concatenate([ds.X_train, ds.X_val])[:n],
+        y_train=np.concatenate([ds.y_train, ds.y_val])[:n],
     )
-    return training.train(cell, both).params
+    return training.train(cell, both).params, n
 
 
 def run(config: configs.SweepConfig, workdir=None) -> dict:
@@ -236,12 +240,12 @@ def run(config: configs.SweepConfig, workdir=None) -> dict:
     rows = write_outputs(path, result, cells, c, best)
     summary = summarize(result, rows, best, float(cells["test_accuracy"][best]), c, ds)
     if c.refit and not stop.requested and not result.diverged[best]:
-        params = refit(first, result, best, ds)
+        params, refit_on = refit(first, result, best, ds, c.num_devices)
         runs.save_array(path / "params.npy", params)
         refitted = sweeps.evaluate(params, ds.X_test, ds.y_test, loss=c.loss)
         summary["test_accuracy_before_refit"] = summary["test_accuracy"]
         summary["test_accuracy"] = float(refitted["accuracy"])
-        summary["refit_on"] = int(len(ds.y_train) + len(ds.y_val))
+        summary["refit_on"] = refit_on
     if stop.requested:
         summary["stopped_by"] = stop.signal_name
     runs.write_json(path / "summary.json", summary)
