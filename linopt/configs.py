@@ -80,11 +80,8 @@ class DataConfig:
 
     def __post_init__(self):
         if arrays.is_path(self.dataset):  # your own arrays (linopt.arrays)
-            _require(
-                Path(self.dataset).expanduser().exists(),
-                f"dataset {self.dataset!r}: no such file or folder; give one of "
-                f"{', '.join(DATASETS)}, a .npz file or a folder of .npy files",
-            )
+            missing = f"dataset {self.dataset!r}: no such file or folder; check it"
+            _require(Path(self.dataset).expanduser().exists(), missing)
         else:
             _one_of("dataset", self.dataset, DATASETS)
         if self.data_dir is not None:
@@ -159,8 +156,7 @@ class TrainConfig(DataConfig):
     block: int | None = None  # local search: proposals per pass over X
     num_devices: int = 1  # devices the training examples are split over
     chunk_size: int | None = None  # driver steps a chunk (default: ~0.5 s of work)
-    checkpoint_every: int | None = None  # save the whole state every this many steps
-    # (in num_steps' units: tries, proposals or updates)
+    checkpoint_every: int | None = None  # save all every this many num_steps units
     resume: bool = False  # continue from the checkpoint in the workdir
     baseline: bool = False  # also fit scikit-learn's linear classifiers, timed
 

@@ -151,23 +151,18 @@ def _nan_where(flag, metrics):
 
 
 def _all_finite(tree) -> jax.Array:
-    leaves = [
-        jnp.all(jnp.isfinite(x))
-        for x in jax.tree.leaves(tree)
-        if jnp.issubdtype(x.dtype, jnp.inexact)
-    ]
-    return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
+    inexact = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    finite = [jnp.all(jnp.isfinite(x)) for x in inexact]
+    return functools.reduce(jnp.logical_and, finite, jnp.bool_(True))
 
 
 def guarded_step(strategy: Strategy, state, diverged: jax.Array, key, data: Data):
     """One step of one run that never leaves a non-finite state.
 
     Args:
-      strategy: the strategy to step.
-      state: its state.
+      strategy, state: the strategy to step, and its state.
       diverged: bool scalar, whether the run has already diverged.
-      key: this step's key, ``fold_in(run_key, t)``.
-      data: the examples.
+      key, data: this step's key, ``fold_in(run_key, t)``; the examples.
     Returns:
       ``(state, diverged, metrics)``: the new state where its loss and weights
       are finite and the run had not diverged, else the old one; the updated
@@ -235,11 +230,6 @@ def run_chunk(
     return state, diverged, metrics, taken
 
 
-def _metric_shapes(strategy, state, diverged, keys, data, grid) -> dict:
-    step = _vmapped(strategy, grid)
-    return jax.eval_shape(step, state, diverged, keys, jnp.int32(0), data)[2]
-
-
 def drive(
     strategy: Strategy,
     state,
@@ -263,10 +253,9 @@ def drive(
       data: ``Data(X, y)``.
       num_steps: total driver steps (including any already in ``state``).
       grid: whether ``state`` is a grid of seeds x cells.
-      chunk_size: steps per chunk (default: sized to about half a second each,
-        :mod:`linopt.chunks`).
-      every: chunks also end at each multiple of this many steps (or of
-        each of several), where checkpoints and evaluations happen.
+      chunk_size: steps per chunk (default: ~0.5 s each, :mod:`linopt.chunks`).
+      every: chunks also end at each multiple of this (or of each of several
+        such) many steps, where checkpoints and evaluations happen.
       on_chunk: called with a :class:`Progress` after each chunk; returning
         ``False`` stops with status ``"interrupted"``.
       history: kept metrics of the steps already in ``state`` (resume).
@@ -274,7 +263,8 @@ def drive(
       an :class:`Outcome`.
     """
     diverged = jnp.zeros(np.shape(state.step) if grid else (), bool)
-    shapes = _metric_shapes(strategy, state, diverged, keys, data, grid)
+    one_step = _vmapped(strategy, grid)
+    shapes = jax.eval_shape(one_step, state, diverged, keys, jnp.int32(0), data)[2]
     per_step = sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
     limit = chunks.capacity(per_step)
     if chunk_size and chunk_size > limit:
@@ -303,19 +293,10 @@ def drive(
         step += int(taken)
         keep_going = None
         if on_chunk is not None:
-            keep_going = on_chunk(
-                Progress(
-                    state,
-                    keys,
-                    step,
-                    num_steps,
-                    rows,
-                    kept,
-                    time.perf_counter() - start,
-                    sizer.steps_per_s,
-                    sizer.seconds_left(num_steps - step),
-                )
-            )
+            elapsed, left = time.perf_counter() - start, num_steps - step
+            progress = (state, keys, step, num_steps, rows, kept, elapsed)
+            speed = (sizer.steps_per_s, sizer.seconds_left(left))
+            keep_going = on_chunk(Progress(*progress, *speed))
         if all_diverged:
             status = "diverged"
             break
@@ -334,18 +315,7 @@ def drive(
     )
 
 
-def run(
-    strategy: Strategy,
-    state,
-    key: jax.Array,
-    data: Data,
-    *,
-    num_steps: int,
-    chunk_size: int | None = None,
-    every: int | tuple[int | None, ...] | None = None,
-    on_chunk: Callable[[Progress], bool | None] | None = None,
-    history: dict | None = None,
-) -> Result:
+def run(strategy: Strategy, state, key, data: Data, *, num_steps: int, **loop):
     """Run ``strategy`` from ``state`` until ``state.step == num_steps``.
 
     Args:
@@ -354,16 +324,11 @@ def run(
       key: the run's key; step ``t`` uses ``fold_in(key, t)``.
       data: ``Data(X, y)``, passed to jit as arguments.
       num_steps: total driver steps (including any already in ``state``).
-      chunk_size: steps per chunk (default: about half a second's worth each).
-      every: chunks also end at each multiple of this many steps (or of each).
-      on_chunk: called with a :class:`Progress` after each chunk; returning
-        ``False`` stops the run with status ``"interrupted"``.
-      history: kept metrics of the steps already in ``state`` (resume).
+      **loop: ``chunk_size``, ``every``, ``on_chunk`` and ``history`` of
+        :func:`drive`.
     Returns:
       a :class:`Result`.
     """
-    loop = {"chunk_size": chunk_size, "every": every, "on_chunk": on_chunk}
-    loop["history"] = history
     out = drive(strategy, state, key, data, num_steps=num_steps, **loop)
     cost = strategy.cost(int(data.y.shape[0]))
     steps_evaluated = out.num_steps  # the diverged step's loss counts
