@@ -53,7 +53,7 @@ def write(workdir, results: dict, dataset: str) -> dict:
             t, at_t = _mean(t), _mean(at_t)
         label = f"{n} (first chunk {first:.2g} s)"
         by_time[label] = (t, at_t)
-        # The common yardstick: the full training loss, evaluated at intervals.
+        # The common yardstick: the training loss (up to 10,000 rows), at intervals.
         along = results[n]["along_run"]
         per_unit = results[n]["num_examples_evaluated"] / max(
             results[n]["num_steps"], 1
@@ -67,7 +67,7 @@ def write(workdir, results: dict, dataset: str) -> dict:
         workdir / "loss_vs_evals.png",
         by_evals,
         xlabel="examples evaluated (rows of X a loss or gradient touched)",
-        ylabel="full training loss + reg, at intervals along each run",
+        ylabel="training loss + reg (first 10,000 rows), along each run",
         logx=True,
         logy=True,
         marker="o",

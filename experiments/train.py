@@ -139,12 +139,15 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
         ends = []  # (steps done, seconds) at each chunk's end: loss_vs_time
         along = []  # evaluations at intervals (chunks end there)
+        rows_along = training.along_run_data(ds)
 
         def on_chunk(p):
             units = config.num_steps / p.num_steps  # tries a search's step makes
             at = (p.step % training.evaluate_every(p.num_steps) == 0) or stop.requested
             if at or p.step == p.num_steps:
-                row = training.along_run(p.state.params, ds, config.loss, config.reg)
+                row = training.along_run(
+                    p.state.params, rows_along, config.loss, config.reg
+                )
                 along.append({"step": round(p.step * units), **row})
             loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)
             first = (p.step - len(loss)) * loss.shape[1]  # rows written before
@@ -161,7 +164,8 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
         )
     summary = training.summarize(config, result, ds)
     summary["config"] = dataclasses.asdict(config)
-    # At intervals along the run: the full training loss, train and val accuracy.
+    # At intervals along the run: the training loss (on the first 10,000 rows),
+    # train and validation accuracy.
     summary["along_run"] = {k: [r[k] for r in along] for k in (along or [{}])[0]}
     if stop.requested:
         summary["stopped_by"] = stop.signal_name
