@@ -23,6 +23,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``landscape``       1-D and 2-D slices through W, the lecture's toy
 ``step_size``       the loss after one step of each size
 ``curvature``       Hessian-vector products, top eigenpairs, trace, step predictions
+``noise``           gradient noise: tr(Sigma), B_simple, a batch gradient's error
 ``checkpoint``      whole-run checkpoints, no pickle
 ``sharding``        data parallelism over devices and hosts
 ``runs``            run folders, atomic files, config.json
@@ -64,6 +65,7 @@ __all__ = [
     "landscape",
     "step_size",
     "curvature",
+    "noise",
     "checkpoint",
     "sharding",
     "runs",
