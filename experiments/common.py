@@ -30,14 +30,14 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from linopt import compile_cache, configs, presets, runs
+from linopt import compile_cache, configs, data, optimizers, presets, runs, strategies
 from linopt.errors import DataError, LinoptError
 
 # Every experiment.
 flags.DEFINE_string(
     "dataset",
     None,
-    f"{', '.join(configs.DATASETS)} (digits needs no network), or your own "
+    f"{', '.join(data.DATASETS)} (digits needs no network), or your own "
     "arrays: a .npz file or a folder of .npy files (X_train, y_train, ...).",
 )
 flags.DEFINE_string(
@@ -67,7 +67,7 @@ flags.DEFINE_float("reg", None, "L2 strength: loss + reg * sum(W**2).")
 flags.DEFINE_enum(
     "strategy",
     None,
-    [*configs.STRATEGIES, "all"],
+    [*strategies.STRATEGIES, "all"],
     "Search strategy; train's 'all' runs and compares every one.",
 )
 flags.DEFINE_enum(
@@ -96,9 +96,11 @@ flags.DEFINE_integer(
     "Driver steps per compiled chunk (default: about half a second's worth).",
 )
 flags.DEFINE_enum(
-    "optimizer", None, list(configs.OPTIMIZERS), "optax optimizer of the updates."
+    "optimizer", None, list(optimizers.OPTIMIZERS), "optax optimizer of the updates."
 )
-flags.DEFINE_enum("schedule", None, list(configs.SCHEDULES), "Learning-rate schedule.")
+flags.DEFINE_enum(
+    "schedule", None, list(optimizers.SCHEDULES), "Learning-rate schedule."
+)
 flags.DEFINE_float("decay_rate", None, "The schedule's factor per decay_steps.")
 flags.DEFINE_integer("decay_steps", None, "Steps per decay (default: a preset).")
 flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")

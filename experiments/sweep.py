@@ -11,10 +11,11 @@ images), trained again on the training and validation examples (--refit,
 as scikit-learn's GridSearchCV does), and only then tested; table.csv lists
 every cell's train, validation and test accuracy, to see what the choice by
 validation gained or gave up. Cells run with seeds --seed, --seed + 1, ...
-(--num_seeds of them); the data split is --seed's. Writes config.json, summary.json, table.csv,
-heatmap.png (validation accuracy), metrics.csv (every step's loss of every
-cell, written as the grid runs), loss_curves.png and the best weights
-params.npy into --workdir. In Python: ``run(linopt.configs.SweepConfig(...))``.
+(--num_seeds of them); the data split is --seed's. Writes config.json,
+summary.json, table.csv, heatmap.png (validation accuracy), metrics.csv
+(every step's loss of every cell, written as the grid runs), loss_curves.png
+and the best weights params.npy into --workdir. In Python:
+``run(linopt.configs.SweepConfig(...))``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ def is_path(dataset: str) -> bool:
 def _open(path: Path) -> dict:
     """name -> array (memory-mapped for ``.npy``), for the names present."""
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder; give a .npz or a folder of .npy")
+        raise DataError(
+            f"{path}: no such file or folder; give a .npz or a folder of .npy"
+        )
     try:
         if path.is_dir():
             return {
@@ -96,7 +98,9 @@ def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
 
 def _check_memory(path: Path, arrays: dict) -> None:
     """Refuse data that would not fit: the float32 copy of every split."""
-    need = sum(a.shape[0] * (a.shape[1] + 1) * 4 for k, a in arrays.items() if k[0] == "X")
+    need = sum(
+        a.shape[0] * (a.shape[1] + 1) * 4 for k, a in arrays.items() if k[0] == "X"
+    )
     try:
         have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
@@ -104,7 +108,8 @@ def _check_memory(path: Path, arrays: dict) -> None:
     if need > have:
         raise DataError(
             f"{path}: its float32 copy needs {need / 2**30:.1f} GiB but "
-            f"{have / 2**30:.1f} GiB of memory is free; use fewer rows or a larger machine"
+            f"{have / 2**30:.1f} GiB of memory is free; "
+            "use fewer rows or a larger machine"
         )
 
 
@@ -125,21 +130,27 @@ def load_raw(path, *, seed: int = 0, fractions=SPLIT_FRACTIONS):
     for split in ("train", "val", "test"):
         x, y = f"X_{split}", f"y_{split}"
         if (x in a) != (y in a):
-            raise DataError(f"{path}: {x if x in a else y} without {y if x in a else x}")
+            raise DataError(
+                f"{path}: {x if x in a else y} without {y if x in a else x}"
+            )
         if x in a:
             _check_features(x, a[x], dim)
             dim = a[x].shape[1]
             a[y] = _check_labels(y, a[y], len(a[x]))
     _check_memory(path, a)
-    missing = tuple(f if f"X_{s}" not in a else 0.0 for s, f in zip(("val", "test"), fractions))
+    splits = zip(("val", "test"), fractions, strict=True)
+    missing = tuple(f if f"X_{s}" not in a else 0.0 for s, f in splits)
     if any(missing):
         n = len(a["y_train"])
         order = np.random.default_rng(seed).permutation(n)
         counts = [round(f * n) for f in missing]
         if n - sum(counts) < 1:
-            raise DataError(f"{path}: {n} training rows are too few to split off validation and test")
+            raise DataError(
+                f"{path}: {n} training rows are too few to split off "
+                "validation and test"
+            )
         cuts = np.cumsum(counts)
-        for split, idx in zip(("val", "test"), np.split(order, cuts)[:2]):
+        for split, idx in zip(("val", "test"), np.split(order, cuts)[:2], strict=True):
             if f"X_{split}" not in a:
                 idx = np.sort(idx)
                 a[f"X_{split}"], a[f"y_{split}"] = a["X_train"][idx], a["y_train"][idx]
@@ -147,11 +158,15 @@ def load_raw(path, *, seed: int = 0, fractions=SPLIT_FRACTIONS):
         a["X_train"], a["y_train"] = a["X_train"][keep], a["y_train"][keep]
     labels = np.unique(np.concatenate([a["y_train"], a["y_val"], a["y_test"]]))
     if len(labels) < 2:
-        raise DataError(f"{path}: the labels hold one class only; a classifier needs two")
+        raise DataError(
+            f"{path}: the labels hold one class only; a classifier needs two"
+        )
     names = [str(v) for v in labels]
     if "class_names" in a:
         given = [str(v) for v in np.asarray(a["class_names"]).reshape(-1)]
-        if len(given) != len(labels) or not np.array_equal(labels, np.arange(len(labels))):
+        if len(given) != len(labels) or not np.array_equal(
+            labels, np.arange(len(labels))
+        ):
             raise DataError(
                 f"{path}: class_names has {len(given)} names for labels "
                 f"{labels.min()}..{labels.max()}; give one a class, labels 0..C-1"
@@ -159,4 +174,12 @@ def load_raw(path, *, seed: int = 0, fractions=SPLIT_FRACTIONS):
         names = given
     for k in ("train", "val", "test"):
         a[f"y_{k}"] = np.searchsorted(labels, a[f"y_{k}"]).astype(np.int32)
-    return (a["X_train"], a["y_train"], a["X_val"], a["y_val"], a["X_test"], a["y_test"], names)
+    return (
+        a["X_train"],
+        a["y_train"],
+        a["X_val"],
+        a["y_val"],
+        a["X_test"],
+        a["y_test"],
+        names,
+    )

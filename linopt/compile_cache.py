@@ -24,7 +24,11 @@ def folder() -> Path | None:
     setting = os.environ.get(ENV, "")
     if setting.strip().lower() in ("0", "off", "false", "no"):
         return None
-    return Path(setting).expanduser() if setting else cifar10.default_data_dir() / "jax-cache"
+    return (
+        Path(setting).expanduser()
+        if setting
+        else cifar10.default_data_dir() / "jax-cache"
+    )
 
 
 def enable(path: str | os.PathLike | None = None) -> Path | None:

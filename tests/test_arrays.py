@@ -36,7 +36,8 @@ def test_npz_and_npy_folder_train_alike(tmp_path):
     }
     assert runs["npz"]["test_accuracy"] == runs["npy"]["test_accuracy"] > 0.8
     np.testing.assert_array_equal(
-        np.load(tmp_path / "npz" / "params.npy"), np.load(tmp_path / "npy" / "params.npy")
+        np.load(tmp_path / "npz" / "params.npy"),
+        np.load(tmp_path / "npy" / "params.npy"),
     )
     ds = data.load(str(tmp_path / "f.npz"))
     assert ds.class_names == ("-2", "5", "12")  # the original labels, in order
@@ -48,8 +49,13 @@ def test_npz_and_npy_folder_train_alike(tmp_path):
 def test_given_splits_are_kept(tmp_path):
     X, y = _features()
     np.savez(
-        tmp_path / "s.npz", X_train=X[:200], y_train=y[:200], X_val=X[200:250],
-        y_val=y[200:250], X_test=X[250:], y_test=y[250:],
+        tmp_path / "s.npz",
+        X_train=X[:200],
+        y_train=y[:200],
+        X_val=X[200:250],
+        y_val=y[200:250],
+        X_test=X[250:],
+        y_test=y[250:],
     )
     ds = data.load(str(tmp_path / "s.npz"))
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (200, 50, 50)
@@ -62,15 +68,30 @@ class Boom:  # unpickling it would run code
 
 
 BAD = {
-    "lengths": (dict(X_train=np.zeros((5, 2)), y_train=np.zeros(4, int)), "must be \\(5,\\)"),
+    "lengths": (
+        dict(X_train=np.zeros((5, 2)), y_train=np.zeros(4, int)),
+        "must be \\(5,\\)",
+    ),
     "non-finite": (
-        dict(X_train=np.array([[0.0, 1], [2, np.nan], [3, 4], [5, 6]]), y_train=np.arange(4) % 2),
+        dict(
+            X_train=np.array([[0.0, 1], [2, np.nan], [3, 4], [5, 6]]),
+            y_train=np.arange(4) % 2,
+        ),
         "row 1, column 1",
     ),
-    "strings": (dict(X_train=np.array([["a", "b"]] * 4), y_train=np.arange(4) % 2), "numeric"),
-    "float labels": (dict(X_train=np.zeros((4, 2)), y_train=np.array([0.5, 1, 0, 1])), "integers"),
+    "strings": (
+        dict(X_train=np.array([["a", "b"]] * 4), y_train=np.arange(4) % 2),
+        "numeric",
+    ),
+    "float labels": (
+        dict(X_train=np.zeros((4, 2)), y_train=np.array([0.5, 1, 0, 1])),
+        "integers",
+    ),
     "no labels": (dict(X_train=np.zeros((4, 2))), "no y_train"),
-    "one class": (dict(X_train=np.zeros((20, 2)), y_train=np.zeros(20, int)), "one class"),
+    "one class": (
+        dict(X_train=np.zeros((20, 2)), y_train=np.zeros(20, int)),
+        "one class",
+    ),
     "1-d features": (dict(X_train=np.zeros(4), y_train=np.zeros(4, int)), "\\(N, D\\)"),
 }
 
@@ -116,12 +137,23 @@ def test_a_missing_path_is_a_config_error():
 def test_the_command_line_says_one_line_and_exits_1(tmp_path):
     np.savez(tmp_path / "bad.npz", **BAD["non-finite"][0])
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.train", f"--dataset={tmp_path / 'bad.npz'}",
-         f"--workdir={tmp_path / 'run'}"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            f"--dataset={tmp_path / 'bad.npz'}",
+            f"--workdir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("error: X_train has 1 non-finite")
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: X_train has 1 non-finite")
+    )
 
 
 def test_the_feature_files_bayes_accuracy_is_the_bayes_rules():

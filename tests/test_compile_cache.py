@@ -30,7 +30,11 @@ print(json.dumps({n: events.count("/jax/compilation_cache/" + n)
 def _run(workdir, env):
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(workdir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

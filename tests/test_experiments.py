@@ -119,8 +119,12 @@ def test_sweep_on_digits(tmp_path, capsys):
     assert summary["val_accuracy"] >= best["val_accuracy"] - 0.05
     assert {"val_accuracy", "train_loss", "status"} <= set(cells[0])
     assert {"train_accuracy", "test_accuracy"} <= set(cells[0])  # every cell's
-    best_cell = next(c for c in cells if c["seed"] == summary["best"]["seed"] and all(
-        c[k] == summary["best"][k] for k in ("learning_rate", "reg")))
+    best_cell = next(
+        c
+        for c in cells
+        if c["seed"] == summary["best"]["seed"]
+        and all(c[k] == summary["best"][k] for k in ("learning_rate", "reg"))
+    )
     assert summary["test_accuracy_before_refit"] == best_cell["test_accuracy"]
     table = (out / "table.csv").read_text().splitlines()
     assert len(table) == 33 and table[0].startswith("learning_rate,reg,seed")

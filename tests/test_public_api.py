@@ -7,7 +7,9 @@ import linopt
 
 
 def test_every_module_is_listed_and_imports():
-    files = {p.stem for p in Path(linopt.__file__).parent.glob("*.py")} - {"__init__"}
+    root = Path(linopt.__file__).parent
+    files = {p.stem for p in root.glob("*.py")} - {"__init__"}
+    files |= {p.parent.name for p in root.glob("*/__init__.py")}  # packages
     assert set(linopt.__all__) == files
     for name in linopt.__all__:
         assert getattr(linopt, name) is importlib.import_module(f"linopt.{name}")
@@ -28,7 +30,7 @@ def test_the_classifier_and_load_model_are_top_level():
 def test_the_library_names_no_command_line_flag():
     """Messages name arguments (``num_devices``), never ``--num_devices``."""
     root = Path(linopt.__file__).parent
-    for path in root.glob("*.py"):
+    for path in root.rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             stripped = line.strip()
             assert '"--' not in stripped and "'--" not in stripped, (
