@@ -18,7 +18,7 @@ import time
 import jax
 from absl import flags
 
-from experiments import common, gradcheck, landscape, step_size, train
+from experiments import batch_size, common, gradcheck, landscape, step_size, train
 from linopt import configs, lecture, losses, runs
 from linopt.errors import LinoptError
 
@@ -53,12 +53,14 @@ EXPERIMENTS = [
         {"strategy": "minibatch", "loss": "softmax"},
     ),
     ("8. Stochastic GD", "sgd", train, {"strategy": "sgd"}),
+    ("8. How good is a mini-batch gradient?", "batch_size", batch_size, {}),
 ]
 _CONFIGS = {
     train: configs.TrainConfig,
     gradcheck: configs.GradcheckConfig,
     landscape: configs.LandscapeConfig,
     step_size: configs.StepSizeConfig,
+    batch_size: configs.BatchSizeConfig,
 }
 
 
@@ -175,6 +177,62 @@ def step_size_table(measured: dict) -> list[str]:
     return lines
 
 
+def curvature_table(measured: dict) -> list[str]:
+    """What the curvature at the start predicts of the step-size table."""
+    lines = [
+        "| loss | lambda_max | 2 / lambda_max | predicted best step | "
+        "measured best step | predicted crossover |",
+        "|---|---|---|---|---|---|",
+    ]
+    for loss in ("svm", "softmax"):
+        s = measured["experiments"].get(f"step_size_{loss}", {})
+        p = s.get("predicted") or {}
+        cells = [p.get(k) for k in ("lambda_max", "stability_limit", "best_step")]
+        cells += [s.get("best_step_size"), p.get("crossover")]
+        lines.append(f"| {loss} | " + " | ".join(fmt(c, 3) for c in cells) + " |")
+    return lines + [
+        "",
+        "The quadratic model along the gradient: best step |g|^2 / g'Hg, back to "
+        "the start at twice that; the SVM's data term has no curvature (its "
+        "kinks are its difficulty), so it predicts nothing there ('-').",
+    ]
+
+
+def batch_size_section(measured: dict) -> list[str]:
+    """The lecture's claim that a small batch's gradient is a good one, measured."""
+    s = measured["experiments"].get("batch_size", {})
+    if not s.get("cosine"):
+        return ["(the batch-size experiment did not run)"]
+    cos, sizes = s["cosine"], s["cosine"]["batch_sizes"]
+    lines = [
+        "The lecture: a mini-batch's gradient is a good approximation of the "
+        "full one, so more, noisier steps win. Measured at the start "
+        f"(B_simple = tr(Sigma) / |G|^2 = {fmt(s.get('b_simple_start'), 3)}) and "
+        f"at the target loss {fmt(s.get('target_loss'))} "
+        f"(B_simple = {fmt(s.get('b_simple_end'), 3)}):",
+        "",
+        "| batch size | steps to the target | cosine at the start (predicted / "
+        "drawn) | cosine at the target (predicted / drawn) |",
+        "|---|---|---|---|",
+    ]
+    for i, B in enumerate(sizes):
+        steps = s["batch_sizes"].get(str(B), {}).get("steps")
+        cells = []
+        for at in ("start", "target"):
+            drawn = cos[at]["measured"]
+            cells.append(
+                f"{cos[at]['predicted'][i]:.3f} / "
+                + (f"{drawn[i]:.3f}" if i < len(drawn) else "-")
+            )
+        lines.append(f"| {B} | {fmt(steps, 4)} | {cells[0]} | {cells[1]} |")
+    lines += [
+        "",
+        f"Fitted S = S_min (1 + B_crit / B): S_min {fmt(s.get('s_min'), 3)}, "
+        f"E_min {fmt(s.get('e_min'), 3)}, B_crit {fmt(s.get('b_crit'), 3)}.",
+    ]
+    return lines
+
+
 def write_report(workdir, measured: dict, config) -> None:
     lines = [
         f"# The lecture, reproduced on {config.dataset}",
@@ -198,6 +256,10 @@ def write_report(workdir, measured: dict, config) -> None:
         "",
     ]
     lines += step_size_table(measured)
+    lines += ["", "## What the curvature predicts", ""]
+    lines += curvature_table(measured)
+    lines += ["", "## How good is a mini-batch gradient?", ""]
+    lines += batch_size_section(measured)
     lines += [
         "",
         "## Experiments",

@@ -24,6 +24,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``step_size``       the loss after one step of each size
 ``curvature``       Hessian-vector products, top eigenpairs, trace, step predictions
 ``noise``           gradient noise: tr(Sigma), B_simple, a batch gradient's error
+``batch_size``      steps and examples to a target loss per batch size; B_crit
 ``checkpoint``      whole-run checkpoints, no pickle
 ``sharding``        data parallelism over devices and hosts
 ``runs``            run folders, atomic files, config.json
@@ -66,6 +67,7 @@ __all__ = [
     "step_size",
     "curvature",
     "noise",
+    "batch_size",
     "checkpoint",
     "sharding",
     "runs",

@@ -14,8 +14,6 @@ import warnings
 
 import numpy as np
 from jax.typing import ArrayLike
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import confusion_matrix
 
 from linopt import losses
 from linopt.data import Dataset
@@ -38,6 +36,8 @@ def confusion(params: ArrayLike, X: ArrayLike, y: ArrayLike, class_names) -> dic
       (name -> the fraction of that class predicted right; None for a class
       with no examples) and ``class_names``.
     """
+    from sklearn.metrics import confusion_matrix  # imported when asked for
+
     C = len(class_names)
     counts = confusion_matrix(np.asarray(y), predictions(params, X), labels=range(C))
     totals = counts.sum(axis=1)
@@ -65,6 +65,7 @@ def baselines(ds: Dataset, loss: str, seed: int = 0) -> dict:
       name -> ``val_accuracy``, ``test_accuracy``, ``fit_time_s``,
       ``converged``.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 

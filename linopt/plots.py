@@ -11,10 +11,16 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from linopt.runs import atomic_write_bytes
+
+
+def _figure(**kwargs):
+    """A matplotlib Figure (no pyplot); matplotlib is imported on the first
+    figure, after a run's results are on disk, not when a run starts."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def save_figure(fig, path):
@@ -38,14 +44,17 @@ def line_plot(
     hlines: Mapping[str, float] | None = None,
     vlines: Mapping[str, float] | None = None,
     legend_outside: bool = False,
+    smooth: Sequence[str] = (),
 ):
     """One line per ``name -> (x, y)``; ``hlines`` / ``vlines``: label -> a
     reference value drawn across (a threshold, a default). ``legend_outside``:
-    the legend right of the axes, where it hides no curve."""
-    fig = Figure(figsize=(6.4, 4.2))
+    the legend right of the axes, where it hides no curve. ``smooth``: names
+    of curves drawn without ``marker`` (a model, beside measured points)."""
+    fig = _figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     for name, (x, y) in curves.items():
-        ax.plot(np.asarray(x), np.asarray(y), label=name, marker=marker, lw=1.4)
+        style = {"marker": None if name in smooth else marker, "lw": 1.4}
+        ax.plot(np.asarray(x), np.asarray(y), label=name, **style)
     for label, value in (hlines or {}).items():  # labelled on the line itself
         ax.axhline(value, color="0.4", ls="dotted", lw=1.2)
         ax.text(0.99, value, label, transform=ax.get_yaxis_transform(), ha="right",
@@ -126,8 +135,10 @@ def heatmap(
     e.g. chance to 1 for accuracy, so a small spread looks small);
     ``best="max"`` or ``"min"`` outlines that cell.
     """
+    from matplotlib import patches
+
     values = np.asarray(values, dtype=np.float64)
-    fig = Figure(figsize=(6.0, 5.0))
+    fig = _figure(figsize=(6.0, 5.0))
     ax = fig.subplots()
     categorical = annotate
     if categorical:
@@ -138,8 +149,9 @@ def heatmap(
             i, j = np.unravel_index(pick(values), values.shape)
             ties = int(np.sum(values == values[i, j]))
             label = f"best ({best})" + (f", first of {ties} tied" if ties > 1 else "")
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red",
-                                   lw=2.5, label=label))  # fmt: skip
+            box = patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red",
+                                    lw=2.5, label=label)  # fmt: skip
+            ax.add_patch(box)
             ax.legend(loc="upper left", bbox_to_anchor=(0, -0.2), fontsize=8)
         ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], rotation=45)
         ax.set_yticks(range(len(y)), [f"{v:g}" for v in y])
@@ -161,7 +173,7 @@ def histogram(
 ):
     """Histogram of positive values, on log-spaced bins when ``log_x``."""
     values = np.asarray(values, dtype=np.float64).ravel()
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = _figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
     if log_x:
         positive = values[values > 0]
@@ -190,7 +202,7 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     cols = min(n, 10)
     rows = -(-n // cols)
     limit = max(float(np.abs(W).max()), 1e-12)
-    fig = Figure(figsize=(1.3 * cols + 1.0, 1.5 * rows + 0.4))
+    fig = _figure(figsize=(1.3 * cols + 1.0, 1.5 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -227,7 +239,7 @@ def confusion_matrix(path, counts, class_names, *, title: str = ""):
     fractions = counts / np.maximum(totals, 1)
     n = len(class_names)
     size = max(4.5, 0.55 * n + 2)
-    fig = Figure(figsize=(size + 1, size))
+    fig = _figure(figsize=(size + 1, size))
     ax = fig.subplots()
     im = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
@@ -271,7 +283,7 @@ def search_curve(
     del smooth
     losses = np.asarray(losses, dtype=np.float64)
     steps = np.arange(1, len(losses) + 1) if steps is None else np.asarray(steps)
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = _figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     points = losses if points is None else np.asarray(points, dtype=np.float64)
     ax.plot(steps, points, ".", ms=2, alpha=0.35, color="C0", label=f"each {xlabel}")

@@ -23,10 +23,11 @@ from linopt.configs.analysis import (
     StepSizeConfig,
 )
 from linopt.configs.base import LOSSES, DataConfig
-from linopt.configs.training import SweepConfig, TrainConfig
+from linopt.configs.training import BatchSizeConfig, SweepConfig, TrainConfig
 
 __all__ = [
     "LOSSES",
+    "BatchSizeConfig",
     "DataConfig",
     "GradcheckConfig",
     "LandscapeConfig",

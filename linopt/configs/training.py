@@ -189,3 +189,52 @@ class SweepConfig(DataConfig):
         if name == "batch_size":
             return self.strategy == "minibatch"
         return True
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSizeConfig(DataConfig):
+    """``experiments.batch_size``: steps and examples to a loss, per batch size.
+
+    The preset mini-batch run (``TrainConfig(strategy="minibatch")`` of the
+    same data set, loss and preset) sets the target loss, the reg and the
+    first learning rates; every batch size then runs constant-rate SGD.
+    """
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ()
+    PRESET_SLOT: ClassVar[str | None] = None
+
+    loss: str = "svm"
+    preset: str = "linopt"
+    batch_sizes: tuple[int, ...] | None = None  # default: 1, 4, 16, ... and N
+    target_loss: float | None = None  # default: what the preset run reaches
+    num_learning_rates: int = 6  # a ladder's rates, lr_factor apart
+    lr_factor: float = 2.0
+    budget: float = 4.0  # x the preset's steps and examples, per batch size
+    evals_per_doubling: int = 4  # training-loss evaluations per doubling of steps
+    num_draws: int = 100  # batch gradients drawn per batch size (cosines)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _one_of("loss", self.loss, LOSSES)
+        _one_of("preset", self.preset, presets.PRESETS)
+        if self.batch_sizes is not None:
+            _require(len(self.batch_sizes) > 0, "batch_sizes is empty; give 1,4,16")
+            _require(
+                all(b >= 1 for b in self.batch_sizes),
+                f"batch_sizes must be >= 1, got {self.batch_sizes}",
+            )
+            _require(
+                len(set(self.batch_sizes)) == len(self.batch_sizes),
+                "batch_sizes repeats a value",
+            )
+        _positive(self, "target_loss")
+        _at_least(self, 2, "num_learning_rates", "num_draws")
+        _at_least(self, 1, "evals_per_doubling")
+        _require(
+            math.isfinite(self.lr_factor) and self.lr_factor > 1,
+            f"lr_factor must be a finite number > 1, got {self.lr_factor}",
+        )
+        _require(
+            math.isfinite(self.budget) and self.budget >= 1,
+            f"budget must be a finite number >= 1, got {self.budget}",
+        )
