@@ -44,6 +44,9 @@ FULL = {
     "minibatch_steps": 1500,
     "batch": 200,
     "tries": 1000,
+    # The numpy searches are loops over tries (a constant time each): timed on
+    # this many and scaled to ``tries``; the linearity is measured beside.
+    "numpy_tries": 100,
     "numgrad_examples": 500,
     "repeats": 5,
     "slow_repeats": 3,
@@ -55,6 +58,7 @@ QUICK = {
     "N": 5_000,
     "minibatch_steps": 300,
     "tries": 100,
+    "numpy_tries": 50,
     "numgrad_examples": 10,
     "repeats": 3,
     "slow_repeats": 1,
@@ -86,6 +90,7 @@ def workloads(size, X, y, Xj, yj):
     one differs), the numpy reference, the FLOPs and the bytes of X read."""
     n, d, c = X.shape[0], X.shape[1], size["C"]
     steps, batch, tries = size["minibatch_steps"], size["batch"], size["tries"]
+    sub = min(size["numpy_tries"], tries)
     W = np.asarray(strategies.init_params(jax.random.key(1), c, d))
     Wj, WT = jnp.asarray(W), np.ascontiguousarray(W.T)
     loss_and_grad = jax.jit(jax.value_and_grad(losses.svm_loss))
@@ -108,7 +113,8 @@ def workloads(size, X, y, Xj, yj):
             bytes=X.nbytes,
         ),
         "random_search": dict(
-            numpy=lambda: reference.random_search(X, y, num_tries=tries),
+            numpy=lambda tries=tries: reference.random_search(X, y, num_tries=tries),
+            numpy_tries=(sub, tries),
             linopt=lambda: (
                 strategies.random_search(Xj, yj, key=key, num_tries=tries).params
             ),
@@ -117,7 +123,10 @@ def workloads(size, X, y, Xj, yj):
             bytes=X.nbytes,
         ),
         "local_search": dict(
-            numpy=lambda: reference.random_local_search(X, y, num_steps=tries),
+            numpy=lambda tries=tries: reference.random_local_search(
+                X, y, num_steps=tries
+            ),
+            numpy_tries=(sub, tries),
             linopt=lambda: (  # the blocked path: 100 proposals a pass over X
                 strategies.random_local_search(Xj, yj, key=key, num_steps=tries).params
             ),
@@ -192,7 +201,16 @@ def measure_workload(name, spec, repeats, peaks):
     fns = {"numpy": spec["numpy"], "linopt": spec["linopt"]}
     if spec["readable"] is not None:
         fns["readable"] = spec["readable"]
+    sub, full = spec.get("numpy_tries", (1, 1))
+    if sub < full:  # a loop of constant-time tries: time `sub`, scale to `full`
+        fns["numpy"] = lambda: spec["numpy"](tries=sub)
     compile_s, times = timing.interleaved(fns, repeats)
+    linearity = None
+    if sub < full:
+        # The scaling's check: twice the tries take twice the time.
+        double = timing.timed(lambda: spec["numpy"](tries=2 * sub))
+        linearity = double / statistics.median(times["numpy"])
+        times["numpy"] = [s * full / sub for s in times["numpy"]]
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = [a / b for a, b in zip(times["numpy"], times["linopt"], strict=True)]
     row = {
@@ -206,6 +224,8 @@ def measure_workload(name, spec, repeats, peaks):
         "bytes": spec["bytes"],
         "repeats": repeats,
         "times": times,
+        "numpy_tries_timed": sub if sub < full else None,
+        "numpy_linearity": linearity,  # t(2 * timed) / t(timed); 2 is linear
     }
     return with_floor(row, peaks)
 
@@ -372,6 +392,12 @@ def main(argv=None):
         f"{peaks['bytes_per_s'] / 1e9:.1f} GB/s read"
     )
     print_table(rows)
+    for r in rows:
+        if r.get("numpy_tries_timed"):
+            print(
+                f"{r['workload']}: numpy timed on {r['numpy_tries_timed']} tries and "
+                f"scaled; twice as many took {r['numpy_linearity']:.2f}x as long"
+            )
     if scaling_rows:
         print_scaling(scaling_rows)
     if args.json:

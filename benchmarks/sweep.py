@@ -2,6 +2,7 @@
 
     python -m benchmarks.sweep                       # CIFAR-10 from $LINOPT_DATA
     python -m benchmarks.sweep --data_dir=/root/data/cifar10 --num_steps=1500
+    python -m benchmarks.sweep --dataset=cifar10_shaped   # no files: its shape
 
 Both sides use linopt: ``linopt.sweep.sweep`` runs the 16 cells as one
 compiled program; the baseline calls ``linopt.strategies.minibatch`` 16 times,
@@ -27,6 +28,7 @@ from linopt import sweep as sweeps
 
 LEARNING_RATES = (1e-7, 5e-7, 1e-6, 2e-6)
 REGS = (2.5e3, 5e3, 2.5e4, 5e4)
+SHAPED = "cifar10_shaped"  # synthetic rows of CIFAR-10's shape (N, D, C)
 
 
 def _sweep(ds, strategy, num_steps, chunk_size):
@@ -72,7 +74,10 @@ def run(
       ``[{"workload": "sweep_4x4", "linopt_s", "sequential_s", "ratio", ...}]``
       where ``ratio = sequential_s / linopt_s`` (above 1: the sweep is faster).
     """
-    ds = data.load(dataset, data_dir=data_dir)
+    if dataset == SHAPED:  # no files needed: CIFAR-10's sizes, synthetic rows
+        ds = data.make_synthetic(49_000, 1_000, 1_000, dim=3_072, num_classes=10)
+    else:
+        ds = data.load(dataset, data_dir=data_dir)
     chunk_size = max(1, -(-num_steps // 20))
     strategy = strategies.GradientDescent("svm", batch_size)
 
@@ -134,7 +139,9 @@ def run(
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="cifar10", choices=data.DATASETS)
+    parser.add_argument(
+        "--dataset", default="cifar10", choices=(*data.DATASETS, SHAPED)
+    )
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--num_steps", type=int, default=1500)
     parser.add_argument("--batch_size", type=int, default=200)

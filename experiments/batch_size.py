@@ -70,6 +70,7 @@ def preset_run(config, ds, stop):
             strategy="minibatch",
             loss=config.loss,
             preset=config.preset,
+            schedule="constant",  # the rule of every batch size's runs
         )
     )
     n = train_config.num_steps
@@ -89,9 +90,12 @@ def preset_run(config, ds, stop):
 
 
 def write_figures(path, where, searches, fit, noise_along, cosines):
+    """``steps.png``, ``examples.png``, ``cosine.png``, ``noise_scale.png``."""
     reached = [s for s in searches if s.reached]
+    missed = [s for s in searches if not s.reached]
     B = np.array([s.batch_size for s in reached], np.float64)
-    grid = np.geomspace(min(s.batch_size for s in searches), max(B.max(), 2), 100)
+    sizes = [s.batch_size for s in searches] or [1]
+    grid = np.geomspace(min(sizes), max(max(sizes), 2), 100)
     start, end = noise_along[0], noise_along[max(noise_along)]
     lines = {f"B_simple at the start {start:.3g}": start}
     lines[f"B_simple at the target {end:.3g}"] = end
@@ -102,6 +106,13 @@ def write_figures(path, where, searches, fit, noise_along, cosines):
         ("examples", [s.examples for s in reached], "examples", "examples E = B S"),
     ):
         curves = {"measured (best learning rate)": (B, measured)}
+        if missed:  # drawn at the steps they ran: a lower bound
+            ran = np.array([max(r.eval_steps[-1] for r in s.ladders) for s in missed])
+            size = np.array([s.batch_size for s in missed], np.float64)
+            curves["not reached: more than"] = (
+                size,
+                ran * (size if name == "examples" else 1),
+            )
         if fit is not None:
             formula = {
                 "steps": "S_min (1 + B_crit / B)",

@@ -64,11 +64,30 @@ def _crossing(t0, l0, t1, l1, target) -> float:
     return math.exp(math.log(t0) + min(max(frac, 0.0), 1.0) * math.log(t1 / t0))
 
 
+HOPELESS = 4.0  # x the budget: where a ladder's extrapolated crossing gives up
+HOPELESS_AFTER = 8  # judged from max_steps / 8 on: early on, the loss falls
+# linearly in the steps (flat on log-log axes) and its pace says nothing
+
+
+def _hopeless(t0, l0, t1, l1, target, max_steps) -> bool:
+    """Whether no rate can reach ``target`` in ``max_steps``, even at the pace
+    of its last two doublings (a power law in the steps, log-log straight).
+
+    A constant rate's loss flattens as it goes, so that pace is optimistic;
+    a margin of :data:`HOPELESS` budgets keeps a noisy pace from giving up.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        pace = np.log(l0 / l1) / math.log(t1 / t0)  # the power: L ~ t^-pace
+        reach = t1 * np.exp(np.log(l1 / target) / pace)
+    return bool(np.all(~(pace > 0) | ~(reach <= HOPELESS * max_steps)))
+
+
 class Ladder(NamedTuple):
     """One run of a learning-rate ladder at one batch size."""
 
     learning_rates: np.ndarray  # (L,)
     steps: np.ndarray  # (L,) interpolated steps to the target; inf: not reached
+    # (within max_steps, or before the pace said it could not: _hopeless)
     final_losses: np.ndarray  # (L,) at the last evaluation; inf: diverged
     eval_steps: np.ndarray  # (K,)
     eval_losses: np.ndarray  # (K, L)
@@ -159,6 +178,21 @@ def run_ladder(
         if out.status == "interrupted":
             stopped = True
         if crossed.any() or stopped or out.status == "diverged":
+            break
+        back = len(seen) - 1 - 2 * per_doubling  # two doublings of steps ago
+        late = out.num_steps * HOPELESS_AFTER >= max_steps  # past the first pace
+        if (
+            late
+            and back >= 1
+            and _hopeless(
+                seen_steps[back],
+                seen[back],
+                *seen_steps[-1:],
+                values,
+                target,
+                max_steps,
+            )
+        ):
             break
     return Ladder(lrs, steps, seen[-1], np.asarray(seen_steps), np.stack(seen), stopped)
 
