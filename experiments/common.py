@@ -37,7 +37,7 @@ from linopt.errors import DataError, LinoptError
 flags.DEFINE_string(
     "dataset",
     None,
-    f"{', '.join(data.DATASETS)} (digits needs no network), or your own "
+    f"{', '.join(data.DATASETS)} (digits, synthetic need no network), or your own "
     "arrays: a .npz file or a folder of .npy files (X_train, y_train, ...).",
 )
 flags.DEFINE_string(

@@ -5,10 +5,15 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 
 =================== =========================================================
 ``losses``          scores, margins, SVM and softmax losses, their gradients
-``data``            digits, CIFAR-10, synthetic; preprocessing and splits
+``data``            every data set by name; preprocessing and splits
 ``cifar10``         the official CIFAR-10 files: safe readers, checked download
+``cifar100``        the official CIFAR-100 archive: fine and coarse labels
+``mnist``           MNIST and Fashion-MNIST from their official IDX files
+``idx``             the IDX format, read exactly (gzipped or not)
+``downloads``       checked downloads, safe extraction, the data folder
 ``arrays``          your own arrays: a .npz or a folder of .npy, checked, no pickle
 ``strategies``      random search, random local search, gradient descent
+``lbfgs``           L-BFGS (optax, zoom line search) as a strategy; certified optima
 ``driver``          the one compiled, chunked loop and the Strategy protocol
 ``chunks``          chunks sized by wall time; the metrics kept in memory
 ``metrics_file``    metrics.csv appended a chunk at a time, cut back on resume
@@ -23,6 +28,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``landscape``       1-D and 2-D slices through W, the lecture's toy
 ``step_size``       the loss after one step of each size
 ``curvature``       Hessian-vector products, top eigenpairs, trace, step predictions
+``spectrum``        spectral density (Lanczos quadrature), sharpness, per-class blocks
 ``noise``           gradient noise: tr(Sigma), B_simple, a batch gradient's error
 ``batch_size``      steps and examples to a target loss per batch size; B_crit
 ``checkpoint``      whole-run checkpoints, no pickle
@@ -50,8 +56,13 @@ __all__ = [
     "losses",
     "data",
     "cifar10",
+    "cifar100",
+    "mnist",
+    "idx",
+    "downloads",
     "arrays",
     "strategies",
+    "lbfgs",
     "driver",
     "chunks",
     "metrics_file",
@@ -66,6 +77,7 @@ __all__ = [
     "landscape",
     "step_size",
     "curvature",
+    "spectrum",
     "noise",
     "batch_size",
     "checkpoint",

@@ -10,27 +10,28 @@ Two layouts hold the same images (rows of 3072 uint8: 1024 R, 1024 G, 1024 B):
 
 Loading a pickle can run arbitrary code, so :func:`read_pickle_batch` uses an
 unpickler that resolves only the numpy globals a uint8 array needs and refuses
-every other one before it is called. The archive is checked against its
-sha256 before it is used, and :func:`safe_extract` writes nothing outside its
-target folder. Every problem is a one-line :class:`DataError` naming the file.
+every other one before it is called (:mod:`linopt.cifar100` reads its pickles
+with it). The archive is checked against its sha256 before it is used, and
+:func:`safe_extract` writes nothing outside its target folder (both in
+:mod:`linopt.downloads`). Every problem is a one-line :class:`DataError`
+naming the file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import io
-import os
 import pickle
 import pickletools
-import shutil
-import tarfile
-import tempfile
-import urllib.request
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
+# The download machinery lives in linopt.downloads (shared with CIFAR-100 and
+# MNIST); default_data_dir, download and safe_extract stay importable from here.
+from linopt import downloads
+from linopt.downloads import default_data_dir as default_data_dir
+from linopt.downloads import download as download
+from linopt.downloads import safe_extract as safe_extract
 from linopt.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -43,7 +44,6 @@ TEST_BATCH = "test_batch"
 NUM_CLASSES = 10
 PIXELS = 3 * 32 * 32
 RECORD = 1 + PIXELS  # one label byte, then the pixels
-TIMEOUT_S = 10.0  # per socket operation, so a machine offline fails in seconds
 
 # What the official pickles reference (numpy.core...) and what numpy >= 2 or
 # protocol 5 writes instead: all only build arrays, none runs other code.
@@ -59,21 +59,12 @@ _ALLOWED_GLOBALS = {
 }
 
 
-def _one_line(error) -> str:
-    return " ".join(str(error).split())[:300]
-
-
-def default_data_dir() -> Path:
-    """``$LINOPT_DATA`` when set, else ``~/.cache/linopt``."""
-    return Path(os.environ.get("LINOPT_DATA") or "~/.cache/linopt").expanduser()
+_one_line = downloads.one_line
 
 
 def _missing_message(data_dir: Path) -> str:
-    return (
-        f"CIFAR-10 not found in {data_dir}: put the official {PY_DIR} (python) or "
-        f"{BIN_DIR} (binary) folder there, or point $LINOPT_DATA or data_dir at "
-        f"a folder that holds one (the archive is {URL})"
-    )
+    what = f"the official {PY_DIR} (python) or {BIN_DIR} (binary) folder"
+    return downloads.missing_message("CIFAR-10", data_dir, what, URL)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -90,7 +81,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise DataError(
                 f"{self._path}: refused pickle global {_one_line(module)}."
-                f"{_one_line(name)} (a CIFAR-10 batch references only numpy "
+                f"{_one_line(name)} (a CIFAR batch references only numpy "
                 "array globals; this file is not one, or was tampered with)"
             ) from None
 
@@ -105,8 +96,12 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read ({_one_line(e.strerror or e)})") from e
 
 
-def _unpickle(path: Path, check):
-    """``check(obj, path)`` of the file's restricted unpickling; errors: DataError."""
+def unpickle(path, check):
+    """``check(obj, path)`` of the file's restricted unpickling; errors: DataError.
+
+    Shared with :mod:`linopt.cifar100`, whose files are the same kind of pickle.
+    """
+    path = Path(path)
     data = _read_bytes(path)
     try:
         # Parse the opcodes dry first: the C unpickler allocates a counted
@@ -125,10 +120,10 @@ def _unpickle(path: Path, check):
     except DataError:
         raise
     except Exception as e:  # odd objects (strange __eq__, ...) inside the dict
-        raise DataError(f"{path}: not a CIFAR-10 file ({_one_line(e)})") from e
+        raise DataError(f"{path}: not a CIFAR file ({_one_line(e)})") from e
 
 
-def _field(mapping, key: str, path: Path):
+def field(mapping, key: str, path: Path):
     """``mapping[b'key']`` (python 2 files) or ``mapping['key']`` (python 3)."""
     if not isinstance(mapping, dict):
         raise DataError(f"{path}: expected a dict, got {type(mapping).__name__}")
@@ -139,7 +134,10 @@ def _field(mapping, key: str, path: Path):
     return value
 
 
-def _check_labels(labels, num_images: int, path: Path) -> np.ndarray:
+def check_labels(
+    labels, num_images: int, path: Path, num_classes: int = NUM_CLASSES
+) -> np.ndarray:
+    """``labels`` (a list of ints, or an int array) as int32, each in range."""
     if (
         isinstance(labels, np.ndarray)
         and labels.dtype.kind in "iu"
@@ -153,13 +151,15 @@ def _check_labels(labels, num_images: int, path: Path) -> np.ndarray:
     if len(labels) != num_images:
         raise DataError(f"{path}: {len(labels)} labels for {num_images} images")
     for i, v in enumerate(labels):
-        if not 0 <= v < NUM_CLASSES:
-            raise DataError(f"{path}: label {v} of image {i} is outside 0..9")
+        if not 0 <= v < num_classes:
+            raise DataError(
+                f"{path}: label {v} of image {i} is outside 0..{num_classes - 1}"
+            )
     return np.array(labels, dtype=np.int32)
 
 
-def _check_batch(batch, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    data, labels = _field(batch, "data", path), _field(batch, "labels", path)
+def check_pixels(data, path: Path) -> np.ndarray:
+    """``data`` if it is a ``(n > 0, 3072) uint8`` array (contiguous)."""
     if not (
         isinstance(data, np.ndarray)
         and data.dtype == np.uint8
@@ -171,12 +171,18 @@ def _check_batch(batch, path: Path) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(data, np.ndarray):
             got = f"{data.dtype} {data.shape}"
         raise DataError(f"{path}: b'data' must be uint8 (n > 0, 3072), got {got}")
-    return np.ascontiguousarray(data), _check_labels(labels, data.shape[0], path)
+    return np.ascontiguousarray(data)
+
+
+def _check_batch(batch, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = check_pixels(field(batch, "data", path), path)
+    labels = check_labels(field(batch, "labels", path), data.shape[0], path)
+    return data, labels
 
 
 def read_pickle_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """One python-format batch: ``x (n, 3072) uint8``, ``y (n,) int32`` in 0..9."""
-    return _unpickle(Path(path), _check_batch)
+    return unpickle(path, _check_batch)
 
 
 def read_binary_batch(path) -> tuple[np.ndarray, np.ndarray]:
@@ -189,13 +195,14 @@ def read_binary_batch(path) -> tuple[np.ndarray, np.ndarray]:
             "records (1 label + 3072 pixels): truncated or not a CIFAR-10 batch"
         )
     records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD)
-    labels = _check_labels(records[:, 0], len(records), path)
+    labels = check_labels(records[:, 0], len(records), path)
     return np.ascontiguousarray(records[:, 1:]), labels
 
 
-def _check_names(names, path: Path) -> tuple[str, ...]:
-    if not isinstance(names, (list, tuple)) or len(names) != NUM_CLASSES:
-        raise DataError(f"{path}: expected {NUM_CLASSES} class names")
+def check_names(names, path: Path, num_classes: int = NUM_CLASSES) -> tuple[str, ...]:
+    """``num_classes`` non-empty names (bytes decoded as UTF-8), stripped."""
+    if not isinstance(names, (list, tuple)) or len(names) != num_classes:
+        raise DataError(f"{path}: expected {num_classes} class names")
     try:
         names = [n.decode() if isinstance(n, bytes) else n for n in names]
     except UnicodeDecodeError as e:
@@ -209,9 +216,9 @@ def read_pickle_meta(path) -> tuple[str, ...]:
     """The 10 class names of ``batches.meta``."""
 
     def check(meta, path):
-        return _check_names(_field(meta, "label_names", path), path)
+        return check_names(field(meta, "label_names", path), path)
 
-    return _unpickle(Path(path), check)
+    return unpickle(path, check)
 
 
 def read_binary_meta(path) -> tuple[str, ...]:
@@ -221,7 +228,7 @@ def read_binary_meta(path) -> tuple[str, ...]:
         text = _read_bytes(path).decode()
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text") from e
-    return _check_names([line for line in text.splitlines() if line.strip()], path)
+    return check_names([line for line in text.splitlines() if line.strip()], path)
 
 
 def find_dataset(data_dir) -> tuple[Path, str] | None:
@@ -280,113 +287,18 @@ def load_raw(data_dir=None, *, download: bool = True, progress: bool = False):
     return load_folder(*found)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download(url: str, dest, *, sha256: str, progress: bool = False) -> Path:
-    """Fetch ``url`` into a ``.part`` file; rename it to ``dest`` only if its
-    sha256 is ``sha256``. A failed or corrupt download leaves nothing behind."""
-    dest, part, bar = Path(dest), None, None
-    digest = hashlib.sha256()
-    try:
-        fd, part = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
-        ):
-            if progress:
-                from tqdm.auto import tqdm
-
-                size = response.headers.get("Content-Length")
-                total = int(size) if size and size.isdigit() else None
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name)
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                out.write(chunk)
-                digest.update(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        if digest.hexdigest() != sha256:
-            raise DataError(
-                f"{url}: sha256 {digest.hexdigest()} is not the expected {sha256}: "
-                "the download is corrupt or was altered; deleted it"
-            )
-        os.replace(part, dest)
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        raise DataError(
-            f"could not download {url} ({type(e).__name__}: {_one_line(e)}); "
-            + _missing_message(dest.parent)
-        ) from e
-    finally:
-        if bar is not None:
-            bar.close()
-        if part is not None:
-            Path(part).unlink(missing_ok=True)
-    return dest
-
-
-def _check_member(member: tarfile.TarInfo, staging: Path, archive: Path) -> None:
-    name = PurePosixPath(member.name)
-    where = (staging / member.name).resolve()
-    if not (member.isreg() or member.isdir()):
-        problem = "is a link or device"
-    elif name.is_absolute() or ".." in name.parts:
-        problem = "has an absolute or parent-relative path"
-    elif where != staging and staging not in where.parents:
-        problem = "would be written outside the target folder"
-    else:
-        return
-    raise DataError(f"{archive}: refused member {member.name!r}: it {problem}")
-
-
-def safe_extract(archive, target) -> None:
-    """Extract ``archive`` into ``target``, refusing links, devices and any member
-    whose path resolves outside it; every member is checked before any is written.
-    """
-    archive, target, staging = Path(archive), Path(target), None
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target)).resolve()
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member(member, staging, archive)
-            # The "data" filter (Python >= 3.12, backported) is a second guard.
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(staging, members=members, **kwargs)
-        for entry in staging.iterdir():
-            if (target / entry.name).exists():
-                raise DataError(f"{target / entry.name}: already exists; not replaced")
-            os.replace(entry, target / entry.name)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"{archive}: cannot extract ({_one_line(e)})") from e
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
 def fetch(data_dir, *, progress: bool = False) -> None:
     """Extract the archive in ``data_dir`` (downloaded first if absent).
 
     An archive already there that fails its checksum is reported, never
     silently replaced: it may be a partial copy the user means to finish.
     """
-    data_dir = Path(data_dir)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{data_dir}: cannot create ({_one_line(e)})") from e
-    archive = data_dir / ARCHIVE
-    if not archive.is_file():
-        download(URL, archive, sha256=SHA256, progress=progress)
-    elif (digest := _sha256_of(archive)) != SHA256:
-        raise DataError(
-            f"{archive}: sha256 {digest} is not the official archive's {SHA256}; "
-            "it is corrupt or another file: delete it to download again, or "
-            f"extract the official {PY_DIR} there yourself"
-        )
-    safe_extract(archive, data_dir)
+    downloads.fetch_archive(
+        data_dir,
+        ARCHIVE,
+        URL,
+        sha256=SHA256,
+        progress=progress,
+        hint=_missing_message(Path(data_dir)),
+        advice=f"extract the official {PY_DIR} there yourself",
+    )

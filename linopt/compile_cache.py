@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jax
 
-from linopt import cifar10
+from linopt import downloads
 
 ENV = "LINOPT_COMPILATION_CACHE"
 
@@ -27,7 +27,7 @@ def folder() -> Path | None:
     return (
         Path(setting).expanduser()
         if setting
-        else cifar10.default_data_dir() / "jax-cache"
+        else downloads.default_data_dir() / "jax-cache"
     )
 
 

@@ -8,8 +8,10 @@ by :func:`exact_hessian`, for small problems and tests.
 
 - :func:`hvp`: ``H v`` by forward-over-reverse (``jax.jvp`` of ``jax.grad``),
   about the cost of two gradients.
-- :func:`top_eigenpairs`: Lanczos with full reorthogonalization, one
-  ``lax.fori_loop`` of ``num_iters`` products, then ``eigh`` of the small
+- :func:`lanczos`: Lanczos with full reorthogonalization on any symmetric
+  ``matvec``, one ``lax.fori_loop`` of ``num_iters`` products (also the
+  engine of :mod:`linopt.spectrum`).
+- :func:`top_eigenpairs`: Lanczos on ``H``, then ``eigh`` of the small
   tridiagonal matrix.
 - :func:`hutchinson_trace`: ``E[z^T H z]`` over vmapped Rademacher probes,
   with a 95% confidence interval from the probes' spread.
@@ -85,13 +87,38 @@ def top_eigenpairs(loss_fn, W, *args, key, k: int = 1, num_iters: int = 30):
     return _top_eigenpairs(loss_fn, k, num_iters, W, key, *args)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _top_eigenpairs(loss_fn, k, m, W, key, *args):
-    n = W.size
-    dtype = W.dtype
+class Lanczos(NamedTuple):
+    """A Krylov basis and the Hessian's tridiagonal projection onto it."""
 
-    def matvec(v):
-        return hvp(loss_fn, W, v.reshape(W.shape), *args).ravel()
+    basis: jax.Array  # (m, n) orthonormal rows, the first the normalized start
+    alphas: jax.Array  # (m,) the diagonal, q_i^T H q_i
+    betas: jax.Array  # (m,) betas[i] couples rows i and i + 1 (0: a restart)
+
+    def tridiagonal(self) -> jax.Array:
+        """The ``(m, m)`` symmetric tridiagonal matrix ``T = Q H Q^T``."""
+        off = self.betas[:-1]
+        return jnp.diag(self.alphas) + jnp.diag(off, 1) + jnp.diag(off, -1)
+
+
+def lanczos(matvec, v0, num_iters: int, *, key) -> Lanczos:
+    """``num_iters`` steps of Lanczos on ``matvec`` from ``v0``, traceable.
+
+    Each step's new vector is reorthogonalized against the whole basis (twice:
+    Kahan, Parlett), so no ghost eigenvalues. At a breakdown (an invariant
+    subspace found) Lanczos restarts at a fresh random vector orthogonal to
+    the basis, drawn with ``fold_in(key, i)``, and records a zero coupling:
+    the tridiagonal matrix splits into blocks, and the start's quadrature
+    weights (:mod:`linopt.spectrum`) stay on the first.
+
+    Args:
+      matvec: ``(n,) -> (n,)``, a symmetric linear map (jax-traceable).
+      v0: ``(n,)`` nonzero start (normalized here); its dtype is the basis'.
+      num_iters: steps, static, ``<= n``.
+      key: ``jax.random`` key of the restarts.
+    Returns:
+      :class:`Lanczos`.
+    """
+    (n,), dtype, m = v0.shape, v0.dtype, num_iters
 
     def orthogonalize(w, Q):
         # Twice is enough (Kahan, Parlett): rows of Q not yet filled are 0.
@@ -99,7 +126,6 @@ def _top_eigenpairs(loss_fn, k, m, W, key, *args):
             w = w - Q.T @ (Q @ w)
         return w
 
-    v0 = jax.random.normal(key, (n,), dtype)
     # m + 1 rows: the last step's new vector has a row too, unused.
     Q = jnp.zeros((m + 1, n), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
 
@@ -109,8 +135,8 @@ def _top_eigenpairs(loss_fn, k, m, W, key, *args):
         alphas = alphas.at[i].set(Q[i] @ w)
         w = orthogonalize(w, Q)
         beta = jnp.linalg.norm(w)
-        # Breakdown (an invariant subspace found): restart orthogonally at a
-        # fresh random vector, with a zero coupling in the tridiagonal matrix.
+        # Breakdown: restart orthogonally at a fresh random vector, with a
+        # zero coupling in the tridiagonal matrix.
         fresh = jax.random.normal(jax.random.fold_in(key, i), (n,), dtype)
         fresh = orthogonalize(fresh, Q)
         # |H| is about the largest Rayleigh quotient seen so far.
@@ -118,16 +144,25 @@ def _top_eigenpairs(loss_fn, k, m, W, key, *args):
         broke = beta <= 1e3 * jnp.finfo(dtype).eps * scale
         w = jnp.where(broke, fresh, w)
         betas = betas.at[i].set(jnp.where(broke, 0.0, beta))
-        # w is 0 only at the last step when m = W.size, whose row goes unused.
+        # w is 0 only at the last step when m = n, whose row goes unused.
         norm = jnp.maximum(jnp.linalg.norm(w), jnp.finfo(dtype).tiny)
         return Q.at[i + 1].set(w / norm), alphas, betas
 
     state = (Q, jnp.zeros(m, dtype), jnp.zeros(m, dtype))
     Q, alphas, betas = jax.lax.fori_loop(0, m, step, state)
-    T = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
-    theta, S = jnp.linalg.eigh(T)  # ascending
+    return Lanczos(Q[:m], alphas, betas)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _top_eigenpairs(loss_fn, k, m, W, key, *args):
+    def matvec(v):
+        return hvp(loss_fn, W, v.reshape(W.shape), *args).ravel()
+
+    v0 = jax.random.normal(key, (W.size,), W.dtype)
+    krylov = lanczos(matvec, v0, m, key=key)
+    theta, S = jnp.linalg.eigh(krylov.tridiagonal())  # ascending
     theta, S = theta[::-1][:k], S[:, ::-1][:, :k]
-    vectors = S.T @ Q[:m]  # (k, n) Ritz vectors
+    vectors = S.T @ krylov.basis  # (k, n) Ritz vectors
     vectors = vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
     Hv = jax.vmap(matvec)(vectors)
     residuals = jnp.linalg.norm(Hv - theta[:, None] * vectors, axis=1)

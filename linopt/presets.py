@@ -94,6 +94,13 @@ TABLE: tuple[tuple[tuple[str, str, str, str], Mapping], ...] = (
             ("sgd", {"learning_rate": lr, "reg": reg}),
         )
     ),
+    # L-BFGS (full batch, its own line search): gradient descent's reg.
+    ((ANY, ANY, "lbfgs", ANY), {"num_steps": 100, "reg": 2.5e4}),
+    (("cifar10", ANY, "lbfgs", ANY), {"num_steps": 300}),
+    (("cifar10", "svm", "lbfgs", "linopt"), {"reg": 5e3}),
+    (("cifar10", "softmax", "lbfgs", "linopt"), {"reg": 500.0}),
+    (("digits", ANY, "lbfgs", ANY), {"reg": 1e-3}),
+    (("synthetic", ANY, "lbfgs", ANY), {"reg": 1e-4}),
     # --strategy=all: every strategy at the same 1,000 loss evaluations.
     ((ANY, ANY, "all", ANY), {"num_steps": 1000}),
     # The sweep's grids (learning rate x reg).
@@ -164,6 +171,30 @@ def dataset_for_scale(scale: float) -> str:
     return min(FEATURE_SCALES, key=lambda n: abs(math.log(scale / FEATURE_SCALES[n])))
 
 
+# Named data sets without rows of their own, and the centred RMS of their raw
+# 0..255 pixels (approximate, from their published pixel statistics, not
+# measured here): each takes the rows of the data set of FEATURE_SCALES
+# nearest that scale, as own arrays do (all four: cifar10's).
+BORROWED_SCALES = {
+    "mnist": 78.0,
+    "fashion_mnist": 80.0,
+    "cifar100": 64.0,
+    "cifar100_coarse": 64.0,
+}
+
+
+def table_dataset(dataset: str) -> str:
+    """The data set whose rows of :data:`TABLE` ``dataset`` (a name or the
+    path of own arrays) takes: its own, or those of the nearest scale."""
+    from linopt.data import DATASETS
+
+    if dataset not in DATASETS and arrays.is_path(dataset):
+        return dataset_for_scale(arrays.feature_scale(dataset))
+    if dataset in BORROWED_SCALES:
+        return dataset_for_scale(BORROWED_SCALES[dataset])
+    return dataset
+
+
 def for_data(X, loss: str, strategy: str, preset: str = "assignment", **given):
     """The values ``given``, each None filled from the preset table for ``X``.
 
@@ -216,9 +247,7 @@ def resolve(config, strategy: str | None = None):
     loss = "svm" if loss == "both" else loss
     preset = getattr(config, "preset", "linopt")
     slot = kind.PRESET_SLOT or strategy or config.strategy
-    dataset = config.dataset
-    if arrays.is_path(dataset):  # own arrays: the rows of the data set of their scale
-        dataset = dataset_for_scale(arrays.feature_scale(dataset))
+    dataset = table_dataset(config.dataset)
     values, sources = lookup(dataset, loss, slot, preset)
     if slot == "sweep":  # the grid's other settings: the strategy's preset
         trained, trained_from = lookup(dataset, loss, config.strategy, preset)

@@ -24,7 +24,7 @@ from linopt import driver, losses, optimizers, presets
 from linopt.driver import Cost, Data, Result, init_params, traced  # noqa: F401
 
 SEARCHES = ("random_search", "random_local_search")
-STRATEGIES = (*SEARCHES, "gradient_descent", "minibatch", "sgd")
+STRATEGIES = (*SEARCHES, "gradient_descent", "minibatch", "sgd", "lbfgs")
 
 
 class RandomSearchHParams(NamedTuple):

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from linopt import configs, driver, losses, sharding, strategies
+from linopt import configs, driver, lbfgs, losses, sharding, strategies
 from linopt.data import Dataset
 from linopt.driver import Result
 
@@ -57,6 +57,8 @@ def make_strategy(
         strategy = strategies.RandomLocalSearch(c.loss, block)
         hparams = strategies.LocalSearchHParams(c.step_size, c.reg)
         return strategy, hparams, c.num_steps // block
+    if c.strategy == "lbfgs":  # full batch; the line search picks each step
+        return lbfgs.LBFGS(c.loss), lbfgs.LBFGSHParams(c.reg), c.num_steps
     if c.strategy not in ("gradient_descent", "minibatch", "sgd"):
         raise ValueError(
             f"strategy must be one of {', '.join(strategies.STRATEGIES)}; "

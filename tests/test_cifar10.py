@@ -17,7 +17,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from linopt import cifar10, data
+from linopt import cifar10, data, downloads
 from linopt.errors import DataError
 
 NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse")
@@ -331,7 +331,7 @@ def test_download_uses_a_short_timeout(tmp_path, monkeypatch):
         seen["timeout"] = timeout
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(cifar10.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", unreachable)
     with pytest.raises(DataError, match="TimeoutError"):
         cifar10.load_raw(tmp_path, download=True)
     assert 0 < seen["timeout"] <= 10
@@ -392,7 +392,7 @@ def test_interrupted_download_is_not_kept(served, monkeypatch):
             return super().read(size)
 
     monkeypatch.setattr(
-        cifar10.urllib.request, "urlopen", lambda url, timeout: Broken(b"x" * 10)
+        downloads.urllib.request, "urlopen", lambda url, timeout: Broken(b"x" * 10)
     )
     download_fails_keeping_nothing(data_dir, "IncompleteRead")
 

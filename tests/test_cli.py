@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 from absl import flags
 
+import experiments.batch_size
 import experiments.gradcheck
 import experiments.landscape
 import experiments.reproduce
@@ -26,6 +27,7 @@ CONFIGS = {
     "landscape": configs.LandscapeConfig,
     "step_size": configs.StepSizeConfig,
     "reproduce": configs.ReproduceConfig,
+    "batch_size": configs.BatchSizeConfig,
 }
 
 

@@ -60,7 +60,8 @@ class DataConfig:
     overwrite: bool = False  # replace the run already in the workdir
 
     def __post_init__(self):
-        if arrays.is_path(self.dataset):  # your own arrays (linopt.arrays)
+        # Your own arrays (linopt.arrays); a data set's name is never a path.
+        if self.dataset not in DATASETS and arrays.is_path(self.dataset):
             missing = f"dataset {self.dataset!r}: no such file or folder; check it"
             _require(Path(self.dataset).expanduser().exists(), missing)
         else:
