@@ -1,12 +1,9 @@
 """One compiled, chunked driver for every strategy, one run or a whole grid of them.
 
-A :class:`Strategy` is a frozen dataclass of static choices with
-``init(params, hparams, data, key) -> state``, ``step(state, key, data) ->
-(state, metrics)`` and ``cost(num_examples) -> Cost``. Its hyperparameters
-and state are its own ``NamedTuple`` s of arrays (hyperparameters traced, so
-a new value never recompiles); every state has ``.params`` and ``.step``, the
-driver steps it kept, where a run goes on from. :func:`start` begins a run
-from a key; :func:`run` continues one from a state.
+A :class:`Strategy` is a frozen dataclass of static choices with ``init``,
+``step`` and ``cost``; its hyperparameters (traced: a new value never
+recompiles) and state are its own ``NamedTuple`` s, every state with
+``.params`` and ``.step``. :func:`start` begins a run; :func:`run` goes on.
 
 A run is a sequence of jitted chunks, each a ``while_loop`` of driver steps.
 Between chunks (never between steps) the host fetches that chunk's metrics
@@ -15,21 +12,15 @@ of steps is a traced argument, so chunks are sized by wall time (about half a
 second, :mod:`linopt.chunks`) and a run still compiles once. Only every
 ``stride``-th step's metrics stay in memory (every step of a short run).
 
-Each step is guarded (:func:`guarded_step`): where the loss or the weights
-come out non-finite the update is dropped, so ``params`` are the last finite
-ones and ``state.step`` counts the steps kept; the run is marked diverged and
-its later metrics are NaN. The step that diverged is recorded.
+Each step is guarded (:func:`guarded_step`): a non-finite loss or weights
+drop the update, mark the run diverged and make its later metrics NaN.
 
-A grid (``grid=True``, what :mod:`linopt.sweep` runs) is the same loop over
-states whose leaves have leading ``(S, H)`` axes, seeds by cells: the guarded
-step is vmapped over a seed's cells with the seed's key broadcast (so they
-share one mini-batch draw and one matrix product) and over the seeds, one run
-key each. A diverged cell keeps its last finite state while the others go
-on; the loop stops when every run diverged.
+A grid (``grid=True``, :mod:`linopt.sweep`) is the same loop over states
+with leading ``(S, H)`` axes, seeds by cells: the guarded step vmapped over a
+seed's cells (one shared mini-batch draw and matrix product) and the seeds.
 
-The key of driver step ``t`` is ``fold_in(run_key, t)``, so results do not
-depend on the chunking, and a run resumed from a checkpoint equals an
-uninterrupted one.
+Step ``t``'s key is ``fold_in(run_key, t)``: results do not depend on the
+chunking, and a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -68,11 +59,8 @@ HParamsT = TypeVar("HParamsT")
 
 
 class Strategy(Protocol[StateT, HParamsT]):
-    """What the driver runs; see the module docstring.
-
-    ``HParams`` is the strategy's hyperparameter ``NamedTuple`` (fields with
-    defaults where the strategy has one), so a grid can be built by name.
-    """
+    """What the driver runs; ``HParams``: its hyperparameters' ``NamedTuple``
+    (defaults where it has them), so a grid can be built by name."""
 
     HParams: type
 
@@ -188,6 +176,21 @@ def _vmapped(strategy: Strategy, grid: bool):
     return jax.vmap(cells, in_axes=(0, 0, 0, None, None))  # one key a seed
 
 
+def _metric_shapes(strategy: Strategy, grid: bool, *args):
+    """What one step's metrics are (shapes, dtypes), traced once per strategy
+    and argument shapes: a host loop of many short drives (linopt.batch_size)
+    would otherwise spend 50 ms tracing each."""
+    leaves, tree = jax.tree.flatten(args)
+    spec = tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in leaves)
+    return _traced_metric_shapes(strategy, grid, tree, spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _traced_metric_shapes(strategy, grid, tree, spec):
+    args = jax.tree.unflatten(tree, spec)
+    return jax.eval_shape(_vmapped(strategy, grid), *args)[2]
+
+
 @functools.partial(jax.jit, static_argnames=("strategy", "capacity", "grid"))
 def run_chunk(
     strategy, state, diverged, keys, data, start, count, *, capacity: int, grid=False
@@ -263,8 +266,7 @@ def drive(
       an :class:`Outcome`.
     """
     diverged = jnp.zeros(np.shape(state.step) if grid else (), bool)
-    one_step = _vmapped(strategy, grid)
-    shapes = jax.eval_shape(one_step, state, diverged, keys, jnp.int32(0), data)[2]
+    shapes = _metric_shapes(strategy, grid, state, diverged, keys, jnp.int32(0), data)
     per_step = sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
     limit = chunks.capacity(per_step)
     if chunk_size and chunk_size > limit:
