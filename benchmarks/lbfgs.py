@@ -208,6 +208,30 @@ def run(args) -> list[dict]:
     return rows
 
 
+def select_reg(ds, regs, tol, max_steps) -> list[dict]:
+    """linopt's float32 L-BFGS at each reg; the one of best validation accuracy
+    is ``chosen`` (test accuracy reported, never used to choose)."""
+    compile_s, _ = linopt_solver(ds, regs[0], tol, max_steps, x64=False)
+    rows = []
+    for reg in regs:
+        _, fit = linopt_solver(ds, reg, tol, max_steps, x64=False)
+        start = time.perf_counter()
+        W, iterations, _ = fit()
+        rows.append(
+            {
+                "reg": reg,
+                "wall_s": time.perf_counter() - start,
+                "iterations": iterations,
+                "val_accuracy": float(losses.accuracy(W, ds.X_val, ds.y_val)),
+                "test_accuracy": float(losses.accuracy(W, ds.X_test, ds.y_test)),
+            }
+        )
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    for r in rows:
+        r["chosen"] = r is best
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -231,8 +255,22 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--solvers", default=",".join(SOLVERS))
     parser.add_argument("--json", help="write the machine and the rows to this file")
+    parser.add_argument(
+        "--select_regs",
+        help="instead: choose reg among these (comma-separated) by validation",
+    )
     args = parser.parse_args(argv)
     machine = timing.describe_machine()
+    if args.select_regs:
+        regs = [float(r) for r in args.select_regs.split(",")]
+        print("reg  wall_s  iters  val_acc  test_acc  (linopt float32, by validation)")
+        for r in select_reg(load(args), regs, args.tol, args.max_steps):
+            print(
+                f"{r['reg']:g}  {r['wall_s']:.2f}  {r['iterations']}  "
+                f"{r['val_accuracy']:.4f}  {r['test_accuracy']:.4f}"
+                + ("  <- chosen" if r["chosen"] else "")
+            )
+        return
     rows = run(args)
     r0 = rows[0]
     print(
