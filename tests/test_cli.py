@@ -14,6 +14,7 @@ import experiments.batch_size
 import experiments.gradcheck
 import experiments.landscape
 import experiments.reproduce
+import experiments.stability
 import experiments.step_size
 import experiments.sweep
 import experiments.train  # noqa: F401  (all modules import into one process)
@@ -28,6 +29,7 @@ CONFIGS = {
     "step_size": configs.StepSizeConfig,
     "reproduce": configs.ReproduceConfig,
     "batch_size": configs.BatchSizeConfig,
+    "stability": configs.StabilityConfig,
 }
 
 

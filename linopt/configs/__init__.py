@@ -20,6 +20,7 @@ from linopt.configs.analysis import (
     GradcheckConfig,
     LandscapeConfig,
     ReproduceConfig,
+    StabilityConfig,
     StepSizeConfig,
 )
 from linopt.configs.base import LOSSES, DataConfig
@@ -32,6 +33,7 @@ __all__ = [
     "GradcheckConfig",
     "LandscapeConfig",
     "ReproduceConfig",
+    "StabilityConfig",
     "StepSizeConfig",
     "SweepConfig",
     "TrainConfig",

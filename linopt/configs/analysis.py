@@ -141,3 +141,39 @@ class ReproduceConfig(DataConfig):
     def __post_init__(self):
         super().__post_init__()
         _at_least(self, 1, "num_tries")
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityConfig(DataConfig):
+    """``experiments.stability``: full-batch descent around ``2 / lambda_max``."""
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ("reg", "init_scale")
+    PRESET_SLOT: ClassVar[str | None] = "step_size"
+
+    loss: str = "softmax"
+    reg: float | None = None
+    init_scale: float | None = None  # W = init_scale * randn(C, D), the driver's
+    factors: tuple[float, ...] = (0.5, 0.9, 1.1, 1.5)  # lr = factor * 2 / lambda_max
+    num_steps: int = 200
+    track_every: int = 10  # lambda_max along the path every this many steps
+    lanczos_iters: int = 30  # Hessian-vector products a lambda_max
+
+    def __post_init__(self):
+        super().__post_init__()
+        _one_of("loss", self.loss, LOSSES)
+        _at_least(self, 1, "num_steps", "track_every")
+        _at_least(self, 2, "lanczos_iters")
+        _non_negative(self, "reg")
+        _positive(self, "init_scale")
+        _require(
+            0 < len(self.factors) <= 16,
+            f"factors must hold 1 to 16 values, got {len(self.factors)}",
+        )
+        _require(
+            all(math.isfinite(f) and 0 < f <= 100 for f in self.factors),
+            f"factors values must be in (0, 100], got {list(self.factors)}",
+        )
+        _require(
+            len(set(self.factors)) == len(self.factors),
+            f"factors values must differ, got {list(self.factors)}",
+        )
