@@ -71,6 +71,7 @@ def main() -> None:
         "bayes_accuracy": bayes_accuracy(args.separation, args.classes),
         "bytes": path.stat().st_size,
     }
+    path.with_suffix(".json").write_text(json.dumps(info) + "\n")  # beside it
     print(json.dumps(info))
 
 
