@@ -276,7 +276,7 @@ def run(config: configs.BatchSizeConfig, workdir=None) -> dict:
         b_simple_midway=noise_along[midway],
         b_simple_end=b_simple_end,
         b_crit_over_b_simple={
-            at: b_crit / noise_along[s] if b_crit else None
+            at: b_crit / noise_along[s] if b_crit and noise_along[s] > 0 else None
             for at, s in (("start", 0), ("midway", midway), ("end", max(noise_along)))
         },
         batch_sizes={
