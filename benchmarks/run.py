@@ -1,25 +1,14 @@
 """linopt against plain numpy, side by side, with the machine's floor beside both.
 
-    python -m benchmarks.run [--json FILE] [--quick] [--only NAME,...]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run [--quick]
 
-In one process, on the same synthetic CIFAR-10-shaped data (``N = 49,000``,
-``D = 3,073``, ``C = 10``; ``--quick`` shrinks ``N`` and the step counts),
-each workload runs linopt's fastest path, linopt's readable path and the
-numpy reference of :mod:`linopt.reference`, interleaved (the order flips
-every round) several times, and reports medians and the median of the
-per-round ratios numpy / linopt. The first linopt call compiles and is kept
-out of every median; ``compile_s`` is the time JAX reports spending on
-tracing, lowering and compiling in it.
-
-The floor of a workload is the larger of its FLOPs at the measured
-matrix-multiply peak and one read of ``X`` at the measured memory bandwidth
-(both the best seen in this run). Then come scaling tables: the time of
-mini-batch and full-batch gradient descent as ``N`` and as ``D`` grow.
-The numerical-gradient workload lives in :mod:`benchmarks.numerical_gradient`.
-
-Numpy's BLAS matters: run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
-(``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run``);
-the kernel numpy used is printed with the machine.
+On synthetic CIFAR-10-shaped data (N 49,000, D 3,073, C 10), each workload's
+linopt paths and the numpy reference (:mod:`linopt.reference`) run
+interleaved; medians and the median per-round ratio numpy / linopt are
+reported, the compiling first call kept out (``compile_s``). The floor is
+the larger of the FLOPs at the measured matmul peak and one read of ``X`` at
+the measured bandwidth; scaling tables follow (N and D grow). The numerical
+gradient lives in :mod:`benchmarks.numerical_gradient`.
 """
 
 from __future__ import annotations
