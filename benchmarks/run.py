@@ -381,12 +381,9 @@ def main(argv=None):
         f"{peaks['bytes_per_s'] / 1e9:.1f} GB/s read"
     )
     print_table(rows)
-    for r in rows:
-        if r.get("numpy_tries_timed"):
-            print(
-                f"{r['workload']}: numpy timed on {r['numpy_tries_timed']} tries and "
-                f"scaled; twice as many took {r['numpy_linearity']:.2f}x as long"
-            )
+    for r in (r for r in rows if r.get("numpy_tries_timed")):
+        n, k = r["numpy_tries_timed"], r["numpy_linearity"]
+        print(f"{r['workload']}: numpy on {n} tries, scaled; 2x tries: {k:.2f}x time")
     if scaling_rows:
         print_scaling(scaling_rows)
     if args.json:
