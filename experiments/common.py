@@ -55,6 +55,17 @@ flags.DEFINE_integer(
 flags.DEFINE_bool(
     "overwrite", None, "Replace the run already in --workdir (its files deleted)."
 )
+flags.DEFINE_enum(
+    "preprocess",
+    None,
+    list(data.PREPROCESSINGS),
+    "center: subtract the training mean; standardize: then divide by the training "
+    "standard deviation (0: by 1); none: raw rows (default: the data set's need, "
+    f"{data.DEFAULT_PREPROCESS} for every one).",
+)
+flags.DEFINE_bool(
+    "bias", None, "Append a constant 1 to every row (W is (C, D + 1)); --nobias: not."
+)
 DEBUG = flags.DEFINE_bool("debug", False, "Show full tracebacks of errors.")
 # Two or more experiments.
 flags.DEFINE_enum(
@@ -106,7 +117,7 @@ flags.DEFINE_integer("decay_steps", None, "Steps per decay (default: a preset)."
 flags.DEFINE_float("momentum", None, "Momentum / nesterov coefficient.")
 
 FIRST = ("dataset", "data_dir", "workdir", "seed", "loss", "strategy")
-LAST = ("download", "num_train", "num_val", "overwrite", "debug")
+LAST = ("download", "num_train", "num_val", "preprocess", "bias", "overwrite", "debug")
 _NOT_CONFIG = ("workdir", "debug")
 
 
@@ -302,12 +313,14 @@ def load_data(config, dtype="float32"):
         config.download,
         str(dtype),
         config.num_val,
+        config.preprocess,
+        config.bias,
     )
     return data.subset(ds, config.num_train)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(dataset, data_dir, seed, download, dtype, num_val):
+def _load(dataset, data_dir, seed, download, dtype, num_val, preprocess, bias):
     from linopt import data
 
     return data.load(
@@ -318,4 +331,6 @@ def _load(dataset, data_dir, seed, download, dtype, num_val):
         progress=True,
         dtype=dtype,
         num_val=num_val,
+        preprocess=preprocess,
+        bias=bias,
     )

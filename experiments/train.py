@@ -11,7 +11,10 @@ per-class accuracy), metrics.csv (as the run goes), loss_curve.png,
 templates.png (image data), confusion.png, params.npy and model.npz
 (``linopt.load_model(path).predict(raw_rows)``). --baseline adds
 scikit-learn's LogisticRegression and LinearSVC on the same split to
-summary.json; --strategy=all writes one folder per strategy and a comparison.
+summary.json; --strategy=all writes one folder per strategy and a comparison,
+with suboptimality.png: each strategy's L - L* against the optimum of its own
+objective (float64 L-BFGS), and gradient descent's measured linear rate beside
+the condition number's (summary.json: optima, gradient_descent_rate).
 In Python: ``run(linopt.configs.TrainConfig(...), workdir)``.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import jax
 import numpy as np
 from absl import flags
 
@@ -139,6 +143,7 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     with metrics, progress.bar(config.strategy, config.num_steps, unit) as bar:
         ends = []  # (steps done, seconds) at each chunk's end: loss_vs_time
         along = []  # evaluations at intervals (chunks end there)
+        kept = []  # the weights there (--strategy=all: L - L* along the run)
         rows_along = training.along_run_data(ds)
 
         def on_chunk(p):
@@ -149,6 +154,7 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
                     p.state.params, rows_along, config.loss, config.reg
                 )
                 along.append({"step": round(p.step * units), **row})
+                kept.append(np.array(p.state.params))
             loss = p.chunk["loss"].reshape(len(p.chunk["loss"]), -1)
             first = (p.step - len(loss)) * loss.shape[1]  # rows written before
             rows = np.arange(first + 1, first + loss.size + 1)
@@ -175,10 +181,10 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
     if config.baseline:
         summary["baselines"] = evaluation.baselines(ds, config.loss, config.seed)
     runs.save_array(workdir / "params.npy", result.params)
-    model_io.save_model(  # applies to raw rows: the mean and bias travel with W
+    model_io.save_model(  # applies to raw rows: the preprocessing travels with W
         workdir / "model.npz",
         params=result.params,
-        mean=ds.mean_image,
+        preprocessing=ds.preprocessing,
         classes=np.arange(ds.num_classes),
         config=dataclasses.asdict(config),
         class_names=ds.class_names,
@@ -245,7 +251,80 @@ def train_one(config, ds, workdir, stop, save, restore, resume_at) -> dict:
             f"{summary['diverged_at_step']}; kept the last finite weights. Lower "
             "the learning rate or step size."
         )
-    return {**summary, "losses": result.losses, "chunk_ends": ends}
+    return {
+        **summary,
+        "losses": result.losses,
+        "loss_steps": result.loss_steps,
+        "chunk_ends": ends,
+        "along_params": np.stack(kept) if kept else None,
+    }
+
+
+IN_MEMORY = ("losses", "loss_steps", "chunk_ends", "along_params")  # not saved
+
+
+OPTIMUM_BUDGET_S = 120.0  # L-BFGS seconds an objective may take for L*
+
+
+def compare_to_optimum(path, summary, results, per_strategy, ds) -> None:
+    """``L(W_t) - L*`` of every strategy and gradient descent's linear rate:
+    ``suboptimality.png``, a ``suboptimality`` column in the comparison, and
+    ``optima``, ``gradient_descent_rate`` in ``summary`` (saved again)."""
+    from linopt import suboptimality as sub
+
+    n, runs_, gd = len(ds.y_train), {}, per_strategy.get("gradient_descent")
+    first = next(iter(per_strategy.values()))
+    full = n <= training.ALONG_RUN_ROWS  # the along-run loss is on every row
+    for name, r in results.items():
+        c, along = per_strategy[name], r["along_run"]
+        x = np.asarray(along["step"]) * r["num_examples_evaluated"] / r["num_steps"]
+        values = np.asarray(along["train_loss"]) if full else None
+        runs_[name] = sub.Run(c.loss, c.reg, x, r["along_params"], values)
+    g = results.get("gradient_descent")
+    descent = g and sub.descent_history(
+        gd, g["losses"], g["loss_steps"], g["status"], n
+    )
+    report, curves = sub.analyze(
+        runs_, ds.X_train, ds.y_train, num_classes=ds.num_classes, descent=descent,
+        key=jax.random.key(first.seed),
+        time_budget_s=OPTIMUM_BUDGET_S,
+    )  # fmt: skip
+    summary["optima"] = report["optima"]
+    summary["gradient_descent_rate"] = rate = report["gradient_descent_rate"]
+    summary["suboptimality_along_run"] = report["strategies"]
+    gaps = [report["strategies"][k]["suboptimality"] for k in results]
+    for name, gap in zip(results, gaps, strict=True):
+        summary["strategies"][name]["suboptimality"] = gap
+    runs.write_json(path / "summary.json", summary)
+    _add_column(path, "suboptimality", gaps)
+    sub.figure(
+        path / "suboptimality.png", report, curves,
+        regs={k: c.reg for k, c in per_strategy.items()}, num_train=n,
+        evaluated_here=not full,
+        title=f"{first.loss} on {first.dataset}: suboptimality along each run",
+    )  # fmt: skip
+    for o in report["optima"]:
+        print(
+            f"L* ({o['loss']}, reg {o['reg']:g}) = {o['value']:.8g}: |grad| ratio "
+            f"{o['grad_norm_ratio']:.2g}, certified {o['certified']}, "
+            f"{o['num_steps']} L-BFGS steps, {o['wall_time_s']:.1f} s"
+            + (" (only the best found)" if o["best_found_only"] else "")
+        )
+    print(
+        f"gradient descent rate: predicted {rate['predicted_rate']}, measured "
+        f"{rate['measured_rate']} ({rate['note']})"
+    )
+
+
+def _add_column(path, name: str, values) -> None:
+    """Append a column to ``comparison.csv`` and ``comparison.md``."""
+    rows = [r.split(",") for r in (path / "comparison.csv").read_text().splitlines()]
+    columns = {h: [r[i] for r in rows[1:]] for i, h in enumerate(rows[0])}
+    runs.write_csv(path / "comparison.csv", {**columns, name: values})
+    lines = (path / "comparison.md").read_text().splitlines()
+    cells = [f" {name} |", "---|", *(f" {v:.4g} |" for v in values)]
+    text = "\n".join(line + cell for line, cell in zip(lines, cells, strict=True))
+    runs.atomic_write_text(path / "comparison.md", text + "\n")
 
 
 def run(config: configs.TrainConfig, workdir=None) -> dict:
@@ -289,6 +368,8 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
         summary = compare.write(path, results, config.dataset)
         if stop.requested:
             summary["stopped_by"] = stop.signal_name
+        else:
+            compare_to_optimum(path, summary, results, per_strategy, ds)
     for name, s in results.items():
         print(
             f"{name:>20}: {s['status']}, train loss {s['train_loss']:.4f}, "
@@ -302,7 +383,7 @@ def run(config: configs.TrainConfig, workdir=None) -> dict:
             f"{b['test_accuracy']:.3f}, {b['fit_time_s']:.1f} s (scikit-learn)"
         )
     print(f"outputs in {path}")
-    return {k: v for k, v in summary.items() if k not in ("losses", "chunk_ends")}
+    return {k: v for k, v in summary.items() if k not in IN_MEMORY}
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``step_size``       the loss after one step of each size
 ``curvature``       Hessian-vector products, top eigenpairs, trace, step predictions
 ``spectrum``        spectral density (Lanczos quadrature), sharpness, per-class blocks
+``suboptimality``   L - L* against a float64 L-BFGS optimum; gradient descent's rate
 ``noise``           gradient noise: tr(Sigma), B_simple, a batch gradient's error
 ``batch_size``      steps and examples to a target loss per batch size; B_crit
 ``checkpoint``      whole-run checkpoints, no pickle
@@ -78,6 +79,7 @@ __all__ = [
     "step_size",
     "curvature",
     "spectrum",
+    "suboptimality",
     "noise",
     "batch_size",
     "checkpoint",

@@ -1,9 +1,10 @@
 """Data sets as numpy arrays, split and preprocessed the same way for all.
 
 ``load(name, ...)`` returns a :class:`Dataset`: train / validation / test
-arrays ``X: (N, D) float32`` (the training split's mean image subtracted and a
-constant 1 appended last, the bias trick) and ``y: (N,) int32``, plus class
-names and the image shape for drawing weights as templates.
+arrays ``X: (N, D) float32``, preprocessed (by default the training split's
+mean image subtracted and a constant 1 appended last, the bias trick; see
+:func:`fit_preprocessing`), and ``y: (N,) int32``, plus class names, the image
+shape for drawing weights as templates and the :class:`Preprocessing` applied.
 
 * ``"digits"``: scikit-learn's bundled 8x8 digits (1,797 images); no network.
 * ``"cifar10"``: the official files, see :mod:`linopt.cifar10`.
@@ -42,6 +43,29 @@ CIFAR100_VALIDATION = 1000  # the same for CIFAR-100
 # runs apart to about 0.4 points (1,000: 1 point).
 MNIST_VALIDATION = 5000
 _CIFAR100_LABELS = {"cifar100": "fine", "cifar100_coarse": "coarse"}
+PREPROCESSINGS = ("center", "standardize", "none")
+# What ``preprocess=None`` means, decided here only: every data set is centred.
+# Pixels (digits, the CIFARs, the MNISTs) have a mean image far from 0, and
+# synthetic and your own arrays (which may be pixels too) keep the scale their
+# preset rows were tuned at (linopt.presets measures features after centering).
+DEFAULT_PREPROCESS = "center"
+_CHUNK = 1 << 22  # values transformed at a time (32 MiB of float64)
+
+
+class Preprocessing(NamedTuple):
+    """What turns raw rows ``(N, F)`` into a model's: ``(x - mean) / scale``,
+    then a constant 1 appended last when ``bias`` (so ``D = F + bias``)."""
+
+    mean: np.ndarray | None  # float64 (F,), subtracted; None: nothing is
+    scale: np.ndarray | None  # float64 (F,), divides after centering; None: 1
+    bias: bool = True  # a column of 1s last: W's last column is the bias
+
+    @property
+    def kind(self) -> str:
+        """``"none"``, ``"center"`` or ``"standardize"``."""
+        if self.scale is not None:
+            return "standardize"
+        return "none" if self.mean is None else "center"
 
 
 class Dataset(NamedTuple):
@@ -52,60 +76,102 @@ class Dataset(NamedTuple):
     X_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
-    image_shape: tuple[int, ...]  # of one example without the bias column
-    mean_image: np.ndarray  # float64 (D - 1,), subtracted from every split
+    image_shape: tuple[int, ...]  # of one raw example (no bias column)
+    preprocessing: Preprocessing  # fitted on train, applied to every split
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
+    def mean_image(self) -> np.ndarray:
+        """float64 ``(F,)``: what was subtracted from every split (0s: nothing)."""
+        mean = self.preprocessing.mean
+        raw = self.X_train.shape[1] - self.preprocessing.bias
+        return np.zeros(raw) if mean is None else mean
+
+    @property
     def dim(self) -> int:
         return self.X_train.shape[1]
 
 
-def preprocess(train, *others, dtype=np.float32):
-    """Subtract the training split's mean image from every split, append 1s.
+def fit_preprocessing(train, method: str = "center", bias: bool = True):
+    """The :class:`Preprocessing` ``method`` learns from the training rows only.
 
-    Returns ``(mean_image, train, *others)``; the mean comes from ``train`` only.
+    ``"center"`` subtracts each feature's mean; ``"standardize"`` subtracts it,
+    then divides by the feature's standard deviation over the rows (``ddof=0``,
+    as scikit-learn's ``StandardScaler``); a feature whose standard deviation is
+    0 (constant on train, such as a pixel that is always black) is divided by 1,
+    so it stays 0 rather than becoming nan; ``"none"`` keeps the rows as they
+    are. ``bias`` appends the constant 1 (the bias trick).
     """
+    if method not in PREPROCESSINGS:
+        raise LinoptError(
+            f"preprocess must be one of {', '.join(PREPROCESSINGS)}; got {method!r}"
+        )
     train = np.asarray(train)
-    mean = train.mean(axis=0, dtype=np.float64)
-    out = [transform(x, mean, dtype) for x in (train, *others)]
-    return (mean, *out)  # the float64 mean, exactly what was subtracted
+    mean = None if method == "none" else train.mean(axis=0, dtype=np.float64)
+    scale = None
+    if method == "standardize":
+        var = sum(np.square(b - mean).sum(axis=0) for b in _blocks(train))
+        std = np.sqrt(var / max(1, len(train)))
+        scale = np.where(std > 0, std, 1.0)
+    return Preprocessing(mean, scale, bool(bias))
 
 
-def transform(x, mean, dtype=np.float32) -> np.ndarray:
-    """Raw rows ``x: (N, D - 1)`` as a model sees them: ``x - mean``, then a 1.
+def preprocess(train, *others, method="center", bias=True, dtype=np.float32):
+    """Fit ``method`` (:func:`fit_preprocessing`) on ``train``; apply it to
+    every split (:func:`transform`).
 
-    The one home of the preprocessing: :func:`preprocess` and a trained
-    model (:mod:`linopt.estimator`, :mod:`linopt.model_io`) apply it.
+    Returns ``(preprocessing, train, *others)``: the float64 statistics, from
+    ``train`` only, exactly what was applied.
     """
+    p = fit_preprocessing(train, method, bias)
+    return (p, *(transform(x, p, dtype) for x in (train, *others)))
+
+
+def transform(x, preprocessing, dtype=np.float32) -> np.ndarray:
+    """Raw rows ``x: (N, F)`` as a model sees them: ``(x - mean) / scale``, then
+    a 1 when ``bias`` (``preprocessing``: a :class:`Preprocessing`, or a bare mean
+    for center and bias). The one home of the preprocessing: :func:`preprocess`
+    and a trained model (:mod:`linopt.estimator`, :mod:`linopt.model_io`) apply it.
+    """
+    p = preprocessing
+    if not isinstance(p, Preprocessing):
+        p = Preprocessing(np.asarray(p, np.float64), None, True)
     x = np.asarray(x)
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype)
-    # Subtract in float64 straight into the output: no full-size temporaries.
-    np.subtract(x, np.asarray(mean, np.float64), out=out[:, :-1], casting="unsafe")
-    out[:, -1] = 1
+    n, F = x.shape
+    out = np.empty((n, F + p.bias), dtype)
+    if p.bias:
+        out[:, F] = 1
+    if p.mean is None:  # "none": the rows as they are
+        out[:, :F] = x
+        return out
+    # In float64 a block of rows at a time: one rounding, no full-size temporary.
+    start = 0
+    for block in _blocks(x):
+        block -= p.mean
+        if p.scale is not None:
+            block /= p.scale
+        out[start : start + len(block), :F] = block
+        start += len(block)
     return out
 
 
-def _build(x_train, y_train, x_val, y_val, x_test, y_test, names, shape, dtype):
-    mean, X_train, X_val, X_test = preprocess(x_train, x_val, x_test, dtype=dtype)
+def _blocks(x):
+    """Float64 copies of consecutive blocks of rows of ``x``, ``_CHUNK`` values."""
+    rows = max(1, _CHUNK // max(1, x.shape[1]))
+    for start in range(0, len(x), rows):
+        yield np.array(x[start : start + rows], np.float64)
 
-    def labels(y):
-        return np.asarray(y, dtype=np.int32)
 
-    return Dataset(
-        X_train,
-        labels(y_train),
-        X_val,
-        labels(y_val),
-        X_test,
-        labels(y_test),
-        tuple(names),
-        tuple(shape),
-        mean,
-    )
+def _build(x_train, y_train, x_val, y_val, x_test, y_test, names, shape, options):
+    """The Dataset of the raw splits; ``options``: ``(dtype, method, bias)``."""
+    dtype, method, bias = options
+    p, *X = preprocess(x_train, x_val, x_test, method=method, bias=bias, dtype=dtype)
+    y = [np.asarray(v, dtype=np.int32) for v in (y_train, y_val, y_test)]
+    splits = [a for pair in zip(X, y, strict=True) for a in pair]
+    return Dataset(*splits, tuple(names), tuple(shape), p)
 
 
 def split_indices(n: int, fractions: tuple[float, float], seed: int):
@@ -131,12 +197,15 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(int)
 
 
-def load_digits(*, seed: int = 0, dtype=np.float32) -> Dataset:
-    """The 8x8 UCI digits: 70% train, 10% validation, 20% test, split by ``seed``."""
+def load_digits(
+    *, seed: int = 0, dtype=np.float32, preprocess=DEFAULT_PREPROCESS, bias=True
+) -> Dataset:
+    """The 8x8 UCI digits: 70% train, 10% validation, 20% test, split by ``seed``;
+    ``preprocess`` and ``bias`` as :func:`fit_preprocessing`'s (so for every loader)."""
     x, y = _digits_arrays()
     tr, va, te = split_indices(len(y), (0.1, 0.2), seed)
-    names = tuple(str(c) for c in range(10))
-    return _build(x[tr], y[tr], x[va], y[va], x[te], y[te], names, (8, 8), dtype)
+    names, options = tuple(str(c) for c in range(10)), (dtype, preprocess, bias)
+    return _build(x[tr], y[tr], x[va], y[va], x[te], y[te], names, (8, 8), options)
 
 
 def make_synthetic(
@@ -149,18 +218,15 @@ def make_synthetic(
     seed: int = 0,
     separation: float = 1.0,
     dtype=np.float32,
+    preprocess: str = DEFAULT_PREPROCESS,
+    bias: bool = True,
 ) -> Dataset:
     """Gaussian clusters: class means ``separation * randn(C, dim)``, unit noise."""
-    for name, value in (
-        ("num_train", num_train),
-        ("dim", dim),
-        ("num_classes", num_classes),
-    ):
-        if value < 1 or (name == "num_classes" and value < 2):
-            raise LinoptError(
-                f"synthetic data needs {name} >= "
-                f"{2 if name == 'num_classes' else 1}, got {value}"
-            )
+    for name, value, least in (
+        ("num_train", num_train, 1), ("dim", dim, 1), ("num_classes", num_classes, 2)
+    ):  # fmt: skip
+        if value < least:
+            raise LinoptError(f"synthetic data needs {name} >= {least}, got {value}")
     rng = np.random.default_rng(seed)
     means = separation * rng.standard_normal((num_classes, dim))
 
@@ -170,12 +236,13 @@ def make_synthetic(
 
     splits = [draw(n) for n in (num_train, num_val, num_test)]
     names = tuple(f"class_{c}" for c in range(num_classes))
-    return _build(*splits[0], *splits[1], *splits[2], names, (dim,), dtype)
+    options = (dtype, preprocess, bias)
+    return _build(*splits[0], *splits[1], *splits[2], names, (dim,), options)
 
 
-def _last_for_validation(raw, num_val: int, title: str, shape, dtype) -> Dataset:
+def _last_for_validation(raw, num_val: int, title: str, shape, options) -> Dataset:
     """``raw = (x_train, y_train, x_test, y_test, names)``, the last ``num_val``
-    training rows as the validation split."""
+    training rows as the validation split; ``options`` as :func:`_build`'s."""
     x_train, y_train, x_test, y_test, names = raw
     cut = len(y_train) - num_val
     if cut < 1:
@@ -184,7 +251,7 @@ def _last_for_validation(raw, num_val: int, title: str, shape, dtype) -> Dataset
             f"{num_val} (the last {num_val} are the validation split)"
         )
     train, val = (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:])
-    return _build(*train, *val, x_test, y_test, names, shape, dtype)
+    return _build(*train, *val, x_test, y_test, names, shape, options)
 
 
 def load_cifar10(
@@ -194,6 +261,8 @@ def load_cifar10(
     progress: bool = False,
     dtype=np.float32,
     num_val: int = CIFAR10_VALIDATION,
+    preprocess: str = DEFAULT_PREPROCESS,
+    bias: bool = True,
 ) -> Dataset:
     """CIFAR-10: the last ``num_val`` training images (1,000) as validation, the
     rest (49,000) as train, the 10,000 test images; rows keep the file's pixel
@@ -202,7 +271,8 @@ def load_cifar10(
     from linopt import cifar10
 
     raw = cifar10.load_raw(data_dir, download=download, progress=progress)
-    return _last_for_validation(raw, num_val, "CIFAR-10", (3, 32, 32), dtype)
+    options = (dtype, preprocess, bias)
+    return _last_for_validation(raw, num_val, "CIFAR-10", (3, 32, 32), options)
 
 
 def load_cifar100(
@@ -213,6 +283,8 @@ def load_cifar100(
     progress: bool = False,
     dtype=np.float32,
     num_val: int = CIFAR100_VALIDATION,
+    preprocess: str = DEFAULT_PREPROCESS,
+    bias: bool = True,
 ) -> Dataset:
     """CIFAR-100 with its ``labels`` (``"fine"``: 100 classes, ``"coarse"``: 20
     superclasses), split as CIFAR-10: the last ``num_val`` (1,000) training
@@ -222,7 +294,8 @@ def load_cifar100(
     raw = cifar100.load_raw(
         data_dir, labels=labels, download=download, progress=progress
     )
-    return _last_for_validation(raw, num_val, "CIFAR-100", (3, 32, 32), dtype)
+    options = (dtype, preprocess, bias)
+    return _last_for_validation(raw, num_val, "CIFAR-100", (3, 32, 32), options)
 
 
 def load_mnist(
@@ -233,6 +306,8 @@ def load_mnist(
     progress: bool = False,
     dtype=np.float32,
     num_val: int = MNIST_VALIDATION,
+    preprocess: str = DEFAULT_PREPROCESS,
+    bias: bool = True,
 ) -> Dataset:
     """MNIST (``name="mnist"``) or Fashion-MNIST (``"fashion_mnist"``): the last
     ``num_val`` (5,000) of the 60,000 training images validate, 55,000 train,
@@ -246,7 +321,7 @@ def load_mnist(
     raw = (x_train.reshape(len(x_train), -1), y_train)
     raw += (x_test.reshape(len(x_test), -1), y_test, names)
     title = mnist.SOURCES[name].title
-    return _last_for_validation(raw, num_val, title, shape, dtype)
+    return _last_for_validation(raw, num_val, title, shape, (dtype, preprocess, bias))
 
 
 def load(
@@ -258,6 +333,8 @@ def load(
     progress: bool = False,
     dtype=np.float32,
     num_val: int | None = None,
+    preprocess: str | None = None,
+    bias: bool = True,
     **synthetic_kwargs,
 ) -> Dataset:
     """Load data set ``name`` (one of :data:`DATASETS`), preprocessed.
@@ -273,9 +350,17 @@ def load(
       num_val: validation examples (the last of the official training files:
         cifar10 and cifar100 default 1,000, mnist and fashion_mnist 5,000;
         synthetic: drawn, default 200); digits splits 70/10/20.
+      preprocess: ``"center"``, ``"standardize"`` or ``"none"``
+        (:func:`fit_preprocessing`, on the training split only); None:
+        :data:`DEFAULT_PREPROCESS`, what every data set here needs.
+      bias: append the constant 1 (the bias trick); without it ``W`` is
+        ``(C, F)``, ``F`` the raw width.
       **synthetic_kwargs: ``num_train``, ``num_val``, ``num_test``, ``dim``,
         ``num_classes``, ``separation`` for ``"synthetic"``.
     """
+    method = DEFAULT_PREPROCESS if preprocess is None else preprocess
+    fit_preprocessing(np.zeros((1, 1)), method)  # a bad name fails before reading
+    common = dict(dtype=dtype, preprocess=method, bias=bias)
     # Your own arrays; a data set's name stays that data set even if a folder
     # of that name is in the working directory ("./mnist" names the folder).
     if name not in DATASETS and arrays.is_path(name):
@@ -283,31 +368,26 @@ def load(
             raise LinoptError("num_val: arrays without X_val are split 70/10/20")
         *splits, names = arrays.load_raw(name, seed=seed)
         dim = splits[0].shape[1]
-        return _build(*splits, names, (dim,), dtype)
+        return _build(*splits, names, (dim,), (dtype, method, bias))
     if name == "digits":
         if num_val is not None:
             raise LinoptError("num_val: digits is split 70/10/20; leave it unset")
-        return load_digits(seed=seed, dtype=dtype)
-    val = {} if num_val is None else {"num_val": num_val}
+        return load_digits(seed=seed, **common)
+    val = common if num_val is None else {"num_val": num_val, **common}
     if name == "cifar10":
-        return load_cifar10(
-            data_dir, download=download, progress=progress, dtype=dtype, **val
-        )
+        return load_cifar10(data_dir, download=download, progress=progress, **val)
     if name in _CIFAR100_LABELS:
         return load_cifar100(
             data_dir,
             labels=_CIFAR100_LABELS[name],
             download=download,
             progress=progress,
-            dtype=dtype,
             **val,
         )
     if name in ("mnist", "fashion_mnist"):
-        return load_mnist(
-            name, data_dir, download=download, progress=progress, dtype=dtype, **val
-        )
+        return load_mnist(name, data_dir, download=download, progress=progress, **val)
     if name == "synthetic":
-        return make_synthetic(seed=seed, dtype=dtype, **val, **synthetic_kwargs)
+        return make_synthetic(seed=seed, **val, **synthetic_kwargs)
     raise LinoptError(f"unknown data set {name!r}; choose one of {list(DATASETS)}")
 
 

@@ -57,6 +57,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       that ``X @ coef_.T + intercept_`` is ``decision_function(X)`` on raw rows.
       params_: ``(C, F + 1)``, linopt's ``W`` on preprocessed rows (its last
       column multiplies the appended 1). mean_: ``(F,)`` training mean.
+      preprocessing_: the :class:`linopt.data.Preprocessing` of the rows (a
+      loaded model's may standardize or have no bias: ``params_`` ``(C, F)``).
       loss_history_: the loss of every step (of every try for random search).
       n_iter_, status_: steps run; ``"completed"`` or ``"diverged"``.
       preset_dataset_, hyperparameters_: the preset row used; every value.
@@ -136,13 +138,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 f"fit needs examples of at least 2 classes; y has one class, "
                 f"{self.classes_[0]!r}"
             )
-        mean, X_train = data.preprocess(X)
-        config = self._config(X_train[:, :-1])
+        prep, X_train = data.preprocess(X)
+        config = self._config(X_train[:, : X.shape[1]])
         names = tuple(str(c) for c in self.classes_)
         empty_X, empty_y = X_train[:0], np.zeros(0, np.int32)
         ds = data.Dataset(
             X_train, y_index.astype(np.int32), empty_X, empty_y, empty_X, empty_y,
-            names, (X.shape[1],), mean,
+            names, (X.shape[1],), prep,
         )  # fmt: skip
         result = training.train(config, ds)
         if result.status == "diverged":
@@ -153,17 +155,22 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self._set_fitted(result.params, mean, dataclasses.asdict(config), result.losses)
+        self._set_fitted(result.params, prep, dataclasses.asdict(config), result.losses)
         self.n_iter_, self.status_ = result.num_steps, result.status
         return self
 
-    def _set_fitted(self, params, mean, config: dict, history) -> None:
+    def _set_fitted(self, params, preprocessing, config: dict, history) -> None:
         """The fitted attributes from linopt's ``W`` (also :mod:`linopt.model_io`)."""
+        p = self.preprocessing_ = preprocessing
         self.params_ = np.asarray(params, np.float32)
-        self.mean_ = np.asarray(mean, np.float64)
-        self.coef_ = self.params_[:, :-1].astype(np.float64)
-        # W [x - mean, 1] = coef x + (b - coef mean): the intercept of raw rows.
-        self.intercept_ = self.params_[:, -1] - self.coef_ @ self.mean_
+        F = self.params_.shape[1] - p.bias
+        self.mean_ = np.zeros(F) if p.mean is None else np.asarray(p.mean, np.float64)
+        # W [(x - m) / s, 1] = (W / s) x + (b - (W / s) m): coef_ and intercept_
+        # act on raw rows.
+        W = self.params_.astype(np.float64)
+        self.coef_ = W[:, :F] / (1.0 if p.scale is None else p.scale)
+        bias = W[:, F] if p.bias else np.zeros(len(W))
+        self.intercept_ = bias - self.coef_ @ self.mean_
         self.loss_history_ = np.asarray(history, np.float64)
         self.preset_dataset_ = config["dataset"]
         self.hyperparameters_ = {
@@ -174,7 +181,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     def _scores(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
-        rows = data.transform(X, self.mean_)  # as in training: float32
+        rows = data.transform(X, self.preprocessing_)  # as in training: float32
         return np.asarray(losses.scores(self.params_, rows), np.float64)
 
     def decision_function(self, X) -> np.ndarray:
@@ -217,7 +224,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         return model_io.save_model(
             path,
             params=self.params_,
-            mean=self.mean_,
+            preprocessing=self.preprocessing_,
             classes=self.classes_,
             config=self.config_,
             loss_history=self.loss_history_,

@@ -102,7 +102,7 @@ def load_weights(path, shape: tuple[int, int]) -> np.ndarray:
     if W.shape != tuple(shape):
         raise LinoptError(
             f"weights {path!r} has shape {W.shape}; "
-            f"this data set needs {tuple(shape)} (classes, features + bias)"
+            f"this data set needs {tuple(shape)} (classes, columns of its rows)"
         )
     if not np.all(np.isfinite(W)):
         raise LinoptError(f"weights {path!r} has nan/inf")

@@ -189,7 +189,8 @@ def histogram(
 
 
 def class_templates(path, W, image_shape, class_names, *, title: str = ""):
-    """Each class's weights (bias column dropped) drawn as an image.
+    """Each class's weights (the bias column dropped, if ``W`` has one: a column
+    more than ``image_shape`` holds) drawn as an image.
 
     One scale for every class, symmetric about 0, so a template's contrast
     compares across classes and the sign is readable: grey images (``(H, W)``)
@@ -197,7 +198,8 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     takes away); colour planes (``(3, H, W)``, CIFAR-10) as RGB with 0 at
     mid-grey and +-max|W| at the ends of each channel.
     """
-    W = np.asarray(W, dtype=np.float64)[:, :-1]
+    W = np.asarray(W, dtype=np.float64)
+    W = W[:, : int(np.prod(image_shape))]  # without the bias column, if any
     n = W.shape[0]
     cols = min(n, 10)
     rows = -(-n // cols)
@@ -294,5 +296,40 @@ def search_curve(
     )
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def measured_and_predicted(
+    path,
+    measured: Mapping[str, tuple[Sequence, Sequence]],
+    predicted: Mapping[str, tuple[Sequence, Sequence]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = True,
+    logy: bool = True,
+    hlines: Mapping[str, float] | None = None,
+):
+    """Measured curves (solid, markers) and predicted ones (dashed, no
+    marker), one legend right of the axes; ``hlines``: label -> a reference
+    value drawn dotted across, labelled on the line."""
+    fig = _figure(figsize=(8.4, 4.6))
+    ax = fig.subplots()
+    for name, (x, y) in measured.items():
+        ax.plot(np.asarray(x), np.asarray(y), marker="o", ms=3, lw=1.4, label=name)
+    for name, (x, y) in predicted.items():
+        ax.plot(np.asarray(x), np.asarray(y), ls="dashed", lw=2, color="k", label=name)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, color="0.4", ls="dotted", lw=1.2)
+        ax.text(0.01, value, label, transform=ax.get_yaxis_transform(), ha="left",
+                va="bottom", fontsize=7, color="0.2")  # fmt: skip
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

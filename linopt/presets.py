@@ -199,15 +199,18 @@ def for_data(X, loss: str, strategy: str, preset: str = "assignment", **given):
     """The values ``given``, each None filled from the preset table for ``X``.
 
     Args:
-      X: ``(N, D)`` preprocessed rows, bias column last (its first 1,000 rows
-        measure the features' scale, see :func:`dataset_for_scale`).
+      X: ``(N, D)`` preprocessed rows, with or without a bias column of 1s
+        last (its first 1,000 rows measure the features' scale, see
+        :func:`dataset_for_scale`; the bias column is left out).
       loss, strategy, preset: the table's key (the data set from the scale).
       **given: name -> value or None, e.g. ``learning_rate=None, reg=1e-3``.
     Returns:
       the values in ``given``'s order.
     """
     if any(v is None for v in given.values()):
-        rows = np.asarray(X[:1000], np.float64)[:, :-1]
+        rows = np.asarray(X[:1000], np.float64)
+        if rows.shape[1] > 1 and np.all(rows[:, -1] == 1):  # the bias trick's 1s
+            rows = rows[:, :-1]
         name = dataset_for_scale(np.sqrt(np.mean(np.square(rows - rows.mean(0)))))
         values = lookup(name, loss, strategy, preset)[0]
         given = {k: values[k] if v is None else v for k, v in given.items()}

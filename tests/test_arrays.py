@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import train
+from experiments import gradcheck, landscape, sweep, train
 from linopt import arrays, configs, data
 from linopt.errors import DataError
 
@@ -60,6 +60,32 @@ def test_given_splits_are_kept(tmp_path):
     ds = data.load(str(tmp_path / "s.npz"))
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (200, 50, 50)
     np.testing.assert_allclose(ds.X_test[:, :-1] + ds.mean_image, X[250:], atol=1e-5)
+
+
+def test_sweep_gradcheck_and_landscape_run_on_own_arrays(tmp_path):
+    """Every experiment takes a feature file; no templates for features."""
+    X, y = _features(n=120, d=4)
+    np.savez(tmp_path / "f.npz", X_train=X, y_train=y)
+    data = {"dataset": str(tmp_path / "f.npz")}
+    runs = {
+        "sweep": (sweep, configs.SweepConfig(**data, num_steps=20, regs=(1e-3,))),
+        "gradcheck": (
+            gradcheck,
+            configs.GradcheckConfig(
+                **data, num_train=4, mode="sparse", num_checks=4, bias=False
+            ),
+        ),
+        "landscape": (
+            landscape,
+            configs.LandscapeConfig(**data, line_points=9, grid_size=5, num_average=4),
+        ),
+        "train": (train, configs.TrainConfig(**data, num_steps=20)),
+    }
+    for name, (module, config) in runs.items():
+        summary = module.run(config, tmp_path / name)
+        assert summary["status"] == "completed" and summary.get("passed", 1), name
+        assert not list((tmp_path / name).glob("**/templates.png")), name
+    assert np.load(tmp_path / "train" / "params.npy").shape == (3, 5)
 
 
 class Boom:  # unpickling it would run code

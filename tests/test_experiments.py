@@ -52,8 +52,13 @@ def test_all_strategies_compared(tmp_path):
         "comparison.md",
         "loss_vs_evals.png",
         "loss_vs_time.png",
+        "suboptimality.png",
     ):
         assert (out / f).stat().st_size > 0
+    # L - L* of each strategy's own objective (svm: L* only the best found).
+    assert all("suboptimality" in s for s in summary["strategies"].values())
+    assert all(o["best_found_only"] for o in summary["optima"])
+    assert summary["gradient_descent_rate"]["measured_rate"] is None
 
 
 def test_resume_equals_uninterrupted(tmp_path):

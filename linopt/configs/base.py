@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from linopt import arrays, losses
-from linopt.data import DATASETS
+from linopt.data import DATASETS, PREPROCESSINGS
 
 LOSSES = tuple(losses.LOSSES)
 
@@ -57,6 +57,10 @@ class DataConfig:
     seed: int = 0  # the data split and every random choice of the run
     num_train: int | None = None  # use only the first this many train examples
     num_val: int | None = None  # validation examples (cifar10: 1,000 by default)
+    # center, standardize or none, on train's statistics; None: the data set's
+    # need (linopt.data.DEFAULT_PREPROCESS). bias: append the constant 1.
+    preprocess: str | None = None
+    bias: bool = True
     overwrite: bool = False  # replace the run already in the workdir
 
     def __post_init__(self):
@@ -75,6 +79,12 @@ class DataConfig:
             )
         _require(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
         _at_least(self, 1, "num_train", "num_val")
+        if self.preprocess is not None:
+            _one_of("preprocess", self.preprocess, PREPROCESSINGS)
+        _require(
+            isinstance(self.bias, bool),
+            f"bias must be true or false, got {self.bias!r}",
+        )
         _require(
             self.num_val is None or self.dataset != "digits",
             "num_val changes nothing for digits (split 70/10/20); leave it unset",
