@@ -20,8 +20,10 @@ files), never a traceback, unless ``--debug`` asks for one.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
+import os
 import re
 import signal
 import sys
@@ -273,9 +275,20 @@ def main(
         code = exit_code(summary) if exit_code is not None else 0
         if summary.get("stopped_by"):  # the shell's convention: 128 + the signal
             code = 128 + signal.Signals[summary["stopped_by"]].value
-        sys.exit(code)
+        exit_now(code)
 
     app.run(guarded, flags_parser=parse_flags)
+
+
+def exit_now(code: int) -> None:
+    """End the process once a run's files are written and closed: the exit
+    handlers run and the output is flushed, but the interpreter's teardown
+    (freeing every module and jax's runtime one object at a time, about 0.4 s
+    of a 3 s run on digits) is skipped; the operating system frees it all."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # ---------------------------------------------------------------- run helpers

@@ -16,6 +16,7 @@ loss, when a check misses its verdict (for use in CI). In Python:
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import jax
@@ -208,6 +209,16 @@ def failure_hint(summary: dict, *, method: str, units: str) -> str:
     return hint
 
 
+@jax.jit
+def _keys(seed):
+    return tuple(jax.random.split(jax.random.key(seed)))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _normal(key, shape, dtype):  # one program (eager: three, each compiled)
+    return jax.random.normal(key, shape, dtype)
+
+
 def run(config: configs.GradcheckConfig, workdir=None) -> dict:
     """Check the gradient of each loss; write every output; the summary.
 
@@ -227,8 +238,8 @@ def run(config: configs.GradcheckConfig, workdir=None) -> dict:
         X = jnp.asarray(ds.X_train)  # the first num_train examples
         y = jnp.asarray(ds.y_train)
         scale = c.weight_scale or gradient_checks.default_weight_scale(X)
-        key_w, key_check = jax.random.split(jax.random.key(c.seed))
-        W = scale * jax.random.normal(key_w, (ds.num_classes, ds.dim), X.dtype)
+        key_w, key_check = _keys(c.seed)
+        W = scale * _normal(key_w, (ds.num_classes, ds.dim), X.dtype)
         results = {
             name: gradient_checks.check_loss(
                 name,

@@ -349,6 +349,7 @@ def run(strategy: Strategy, state, key, data: Data, *, num_steps: int, **loop):
     )
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))  # one program, not three
 def init_params(key, num_classes: int, dim: int, scale=1e-3) -> jax.Array:
     """``scale * randn(C, D)``, the assignment's starting weights."""
     return scale * jax.random.normal(key, (num_classes, dim), jnp.float32)

@@ -17,6 +17,7 @@ check can reach the 1e-7 a correct gradient shows in float64.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -117,7 +118,7 @@ def _check(
             finite_differences.kink_crossings(kinks, x, perturbations, **options)
         )
     if floor is None:
-        floor = max(FLOOR_FRACTION * abs(float(f(x))), DENOMINATOR_FLOOR)
+        floor = max(FLOOR_FRACTION * abs(float(jax.jit(f)(x))), DENOMINATOR_FLOOR)
     analytic = _float64(analytic)
     error = relative_error(analytic, numerical, floor=floor)
     return CheckResult(
@@ -165,9 +166,15 @@ def in_units(scale, f, analytic, x, *, kinks=None) -> Rescaled:
         return f(v / scale)
 
     kinks_v = None if kinks is None else (lambda v: kinks(v / scale))
-    return Rescaled(f_v, jnp.asarray(analytic) / scale, x * scale, kinks_v)
+    return Rescaled(f_v, *_rescale(jnp.asarray(analytic), x, scale), kinks_v)
 
 
+@jax.jit
+def _rescale(analytic, x, scale):
+    return analytic / scale, x * scale
+
+
+@jax.jit
 def feature_scale(X) -> jax.Array:
     """Root mean square of each column of ``X`` (1 where a column is all 0),
     shape ``(1, D)``: the units for :func:`in_units` of ``W: (C, D)``."""
@@ -223,14 +230,18 @@ def sparse_check(
     for g, (name, mask) in enumerate(_groups(x, groups).items()):
         members = np.flatnonzero(mask)
         take = min(num_checks, members.size)
-        chosen = jax.random.choice(
-            jax.random.fold_in(key, g), members.size, (take,), replace=False
-        )
+        chosen = _choose(key, g, members.size, take)
         index.append(members[np.sort(np.asarray(chosen))])
         names += [name] * take
     index = np.concatenate(index)
     chosen = _float64(analytic).reshape(-1)[index]
     return _check("sparse", f, chosen, x, index, names, **options)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _choose(key, group: int, size: int, take: int) -> jax.Array:
+    """``take`` of ``range(size)`` without replacement, by the group's key."""
+    return jax.random.choice(jax.random.fold_in(key, group), size, (take,), replace=False)
 
 
 def directional_check(

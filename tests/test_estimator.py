@@ -191,3 +191,21 @@ def test_a_model_written_by_train_predicts_raw_test_images(tmp_path):
     # summary's accuracy is a float32 mean: compare the count of right answers.
     right = round(on_disk["test_accuracy"] * on_disk["num_test"])
     assert np.sum(predicted == labels[test]) == right
+
+
+def test_the_confusion_matrix_is_scikit_learns():
+    from sklearn.metrics import confusion_matrix
+
+    from linopt import evaluation
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 6)).astype(np.float32)
+    W = rng.standard_normal((4, 6)).astype(np.float32)
+    y = rng.integers(0, 4, 500)
+    y[y == 3] = 2  # a class with no examples: its row is 0s, its accuracy None
+    got = evaluation.confusion(W, X, y, ["a", "b", "c", "d"])
+    pred = evaluation.predictions(W, X)
+    want = confusion_matrix(y, pred, labels=range(4))
+    np.testing.assert_array_equal(got["confusion_matrix"], want)
+    assert got["per_class_accuracy"]["d"] is None
+    assert got["per_class_accuracy"]["a"] == np.mean(pred[y == 0] == 0)

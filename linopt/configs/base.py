@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from linopt import arrays, losses
-from linopt.data import DATASETS, PREPROCESSINGS
+from linopt.data import DATASETS, DEFAULT_PREPROCESS, PREPROCESSINGS
 
 LOSSES = tuple(losses.LOSSES)
 
@@ -57,9 +57,9 @@ class DataConfig:
     seed: int = 0  # the data split and every random choice of the run
     num_train: int | None = None  # use only the first this many train examples
     num_val: int | None = None  # validation examples (cifar10: 1,000 by default)
-    # center, standardize or none, on train's statistics; None: the data set's
-    # need (linopt.data.DEFAULT_PREPROCESS). bias: append the constant 1.
-    preprocess: str | None = None
+    # center, standardize or none, on train's statistics (linopt.data's
+    # default: what every data set here needs). bias: append the constant 1.
+    preprocess: str = DEFAULT_PREPROCESS
     bias: bool = True
     overwrite: bool = False  # replace the run already in the workdir
 
@@ -79,8 +79,7 @@ class DataConfig:
             )
         _require(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
         _at_least(self, 1, "num_train", "num_val")
-        if self.preprocess is not None:
-            _one_of("preprocess", self.preprocess, PREPROCESSINGS)
+        _one_of("preprocess", self.preprocess, PREPROCESSINGS)
         _require(
             isinstance(self.bias, bool),
             f"bias must be true or false, got {self.bias!r}",
