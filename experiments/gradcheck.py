@@ -254,6 +254,7 @@ def run(config: configs.GradcheckConfig, workdir=None) -> dict:
                 key=key_check,
                 units=c.units,
                 memory_bytes=c.memory_mb * 2**20,
+                bias=ds.preprocessing.bias,
             )
             for name in names
         }

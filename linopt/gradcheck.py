@@ -72,9 +72,12 @@ def verdict(error: float) -> str:
     return "uncomfortable" if error <= WRONG else "probably wrong"
 
 
-def bias_column_groups(shape) -> dict[str, np.ndarray]:
-    """Masks of the parameter groups of ``W: (C, D)``: weights and bias column."""
+def bias_column_groups(shape, bias: bool = True) -> dict[str, np.ndarray]:
+    """Masks of the parameter groups of ``W: (C, D)``: weights and bias column
+    (the last); with ``bias=False`` (rows without the 1s), weights alone."""
     weights = np.ones(shape, dtype=bool)
+    if not bias:
+        return {"weights": weights}
     weights[..., -1] = False
     return {"weights": weights, "bias": ~weights}
 

@@ -106,6 +106,7 @@ def check_loss(
     gradient=None,
     units: str = "feature",
     memory_bytes: int = finite_differences.DEFAULT_MEMORY_BYTES,
+    bias: bool = True,
 ) -> tuple[gradcheck.CheckResult, dict]:
     """Check ``gradient`` (default ``jax.grad`` of loss ``name``) at ``W``.
 
@@ -119,7 +120,8 @@ def check_loss(
       method: ``"centered"`` or ``"forward"``.
       mode: ``"full"`` (every coordinate), ``"sparse"`` (``num_checks``
         coordinates a parameter group) or ``"directional"`` (``num_checks``
-        random directions a group); groups are the weights and the bias column.
+        random directions a group); groups are the weights and the bias column
+        (if ``bias``).
       num_checks: per group, for sparse, directional and the h sweep.
       key: draws the sparse sample and the directions.
       gradient: ``(C, D)``, the gradient to check; default ``jax.grad``.
@@ -128,6 +130,7 @@ def check_loss(
         worst check's values are then per unit of feature scale);
         ``"parameter"`` steps every ``W[c, d]`` by ``h``, the lecture's loop.
       memory_bytes: the finite differences' budget for one chunk.
+      bias: ``X``'s last column is the bias trick's 1s (its own group).
     Returns:
       ``(result, summary)``: the :class:`linopt.gradcheck.CheckResult` and its
       :func:`linopt.gradcheck.summarize`, with ``h_sweep`` (:func:`h_sweep`
@@ -146,7 +149,7 @@ def check_loss(
             gradcheck.feature_scale(X), f, analytic, W, kinks=kinks
         )
     options = dict(
-        groups=gradcheck.bias_column_groups(W.shape),
+        groups=gradcheck.bias_column_groups(W.shape, bias),
         kinks=kinks,
         method=method,
         memory_bytes=memory_bytes,

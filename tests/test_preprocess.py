@@ -155,3 +155,20 @@ def test_a_bad_flag_value_is_one_line_and_exit_2(run_module, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "whiten" in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_the_default_is_recorded_as_center(tmp_path):
+    out = tmp_path / "run"
+    train.run(configs.TrainConfig(num_steps=5), out)
+    recorded = json.loads((out / "config.json").read_text())["config"]
+    assert (recorded["preprocess"], recorded["bias"]) == ("center", True)
+
+
+def test_a_gradient_check_without_the_bias_column_checks_weights_only(tmp_path):
+    from experiments import gradcheck
+
+    config = configs.GradcheckConfig(loss="softmax", mode="sparse", bias=False)
+    gradcheck.run(config, tmp_path / "check")
+    rows = (tmp_path / "check" / "checks_softmax.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[1] for r in rows} == {"weights"}  # no "bias" column
+    assert max(int(r.split(",")[0]) for r in rows) < 10 * 64  # W is (10, 64)
