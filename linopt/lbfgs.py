@@ -34,7 +34,7 @@ from jax.typing import ArrayLike
 from linopt import driver, losses, presets
 from linopt.driver import Cost, Data, Result
 
-PATIENCE = 5  # optimum: iterations without a decrease before it stops
+PATIENCE = 5  # iterations without a decrease: optimum stops, a run rests
 
 
 class LBFGSHParams(NamedTuple):
@@ -47,6 +47,7 @@ class LBFGSState(NamedTuple):
     hparams: LBFGSHParams
     opt_state: optax.OptState  # optax's: the memory, the last value and gradient
     evaluations: jax.Array  # int32: loss-and-gradient evaluations so far
+    flat: jax.Array  # int32: steps in a row whose line search found no decrease
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +75,28 @@ class LBFGS:
         strong = lambda x: jnp.asarray(x, x.dtype)  # noqa: E731
         opt_state = jax.tree.map(strong, self._solver().init(params))
         zero = jnp.int32(0)
-        return LBFGSState(params, zero, hparams, opt_state, zero)
+        return LBFGSState(params, zero, hparams, opt_state, zero, zero)
 
     def step(self, state: LBFGSState, key, data: Data):
+        """One L-BFGS iteration; after :data:`PATIENCE` in a row without a
+        decrease (the precision's floor: each would spend the line search's
+        every evaluation, 20, for nothing) the weights stay and nothing is
+        evaluated (``evaluations`` 0, ``step_size`` 0)."""
+        return jax.lax.cond(state.flat >= PATIENCE, self._rest, self._search, state, data)
+
+    def _rest(self, state: LBFGSState, data: Data):
+        value = optax.tree.get(state.opt_state, "value")
+        grad = optax.tree.get(state.opt_state, "grad")
+        rate = optax.tree.get(state.opt_state, "learning_rate")
+        metrics = {
+            "loss": value,
+            "grad_norm": optax.tree.norm(grad),
+            "evaluations": jnp.int32(0),
+            "step_size": jnp.zeros_like(rate),
+        }
+        return state._replace(step=state.step + 1), metrics
+
+    def _search(self, state: LBFGSState, data: Data):
         fn, solver = losses.LOSSES[self.loss], self._solver()
         reg, W = state.hparams.reg, state.params
         # The line search's last value and gradient, or (first step) fresh ones.
@@ -97,12 +117,14 @@ class LBFGS:
             "evaluations": evaluations,
             "step_size": optax.tree.get(opt_state, "learning_rate"),
         }
+        decreased = metrics["loss"] < stored  # the first step's stored is inf
         new = LBFGSState(
             params.astype(W.dtype),
             state.step + 1,
             state.hparams,
             opt_state,
             state.evaluations + evaluations,
+            jnp.where(decreased, 0, state.flat + 1).astype(jnp.int32),
         )
         return new, metrics
 
