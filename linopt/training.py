@@ -141,6 +141,8 @@ def train(
         every=(checkpoint_every(config, num_steps), evaluate_every(num_steps)),
         on_chunk=on_chunk,
     )
+    if hasattr(strategy, "measured"):  # L-BFGS: its line search's evaluations
+        result = strategy.measured(result)
     if isinstance(strategy, strategies.RandomLocalSearch):
         result = strategy.per_proposal(result)
     if isinstance(strategy, strategies.RandomSearch):  # steps counted in tries

@@ -45,7 +45,13 @@ def test_all_strategies_compared(tmp_path):
     summary = train.run(configs.TrainConfig(strategy="all", num_steps=100), out)
     assert set(summary["strategies"]) == set(strategies.STRATEGIES)
     for name, s in summary["strategies"].items():
-        assert s["status"] == "completed" and s["num_loss_evals"] == 100, name
+        assert s["status"] == "completed", name
+        # 100 steps each; L-BFGS counts its line search's evaluations (it rests,
+        # evaluating nothing, once it stops decreasing).
+        if name == "lbfgs":
+            assert 0 < s["num_loss_evals"] == s["num_grad_evals"], name
+        else:
+            assert s["num_loss_evals"] == 100, name
         assert read(out / name)["status"] == "completed"
     for f in (
         "comparison.csv",
