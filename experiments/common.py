@@ -32,7 +32,16 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from linopt import compile_cache, configs, data, optimizers, presets, runs, strategies
+from linopt import (
+    compile_cache,
+    configs,
+    data,
+    optimizers,
+    plots,
+    presets,
+    runs,
+    strategies,
+)
 from linopt.errors import DataError, LinoptError
 
 # Every experiment.
@@ -261,7 +270,8 @@ def main(
             return 0
         compile_cache.enable()  # a second run compiles nothing the first did
         try:
-            summary = run(config, flags.FLAGS.workdir)
+            with plots.in_background():  # figures drawn while JAX compiles and runs
+                summary = run(config, flags.FLAGS.workdir)
         except LinoptError as e:
             if DEBUG.value:
                 raise

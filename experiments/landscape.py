@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
-from matplotlib.figure import Figure
 
 from experiments import common
 from linopt import configs, landscape, losses, plots, presets, runs
@@ -76,8 +75,11 @@ def check_config(config: configs.LandscapeConfig, num_train: int) -> None:
             )
 
 
+@plots.figure_writer
 def toy_figure(path, toy: landscape.ToySlice, x, w):
     """The toy's total loss (thick) over ``w0`` and each clamped piece."""
+    from matplotlib.figure import Figure  # on the first figure, as linopt.plots
+
     fig = Figure(figsize=(6.8, 4.4))
     ax = fig.subplots()
     for i in range(3):

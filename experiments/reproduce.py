@@ -19,7 +19,7 @@ import jax
 from absl import flags
 
 from experiments import batch_size, common, gradcheck, landscape, step_size, train
-from linopt import configs, lecture, losses, runs
+from linopt import configs, lecture, losses, plots, runs
 from linopt.errors import LinoptError
 
 flags.DEFINE_integer(
@@ -264,6 +264,9 @@ def write_report(workdir, measured: dict, config) -> None:
         "",
         "## Experiments",
         "",
+        "Seconds in the experiment itself; its figures are drawn on another "
+        "thread meanwhile.",
+        "",
         "| experiment | status | seconds |",
         "|---|---|---|",
     ]
@@ -294,18 +297,21 @@ def run(config: configs.ReproduceConfig, workdir=None) -> dict:
     }
     path = common.start(workdir, "reproduce", config, {})
     failed, stopped_by = [], None
-    for section, folder, module, own in EXPERIMENTS:
-        print(f"== {section}", flush=True)
-        sub = experiment_config(config, module, own)
-        summary, status, seconds = run_experiment(module, sub, path / folder)
-        measured["experiments"][folder] = summary
-        measured["runs"][folder] = {"status": status, "seconds": seconds}
-        if status not in ("completed", "diverged"):
-            failed.append(folder)
-        if summary.get("stopped_by"):  # interrupted: report what there is, stop
-            stopped_by = summary["stopped_by"]
-            break
-        runs.write_json(path / "summary.json", {"status": "running", **measured})
+    # An experiment's figures are drawn while the next one compiles; all are
+    # written by the end of the block, before the report lists them.
+    with plots.in_background():
+        for section, folder, module, own in EXPERIMENTS:
+            print(f"== {section}", flush=True)
+            sub = experiment_config(config, module, own)
+            summary, status, seconds = run_experiment(module, sub, path / folder)
+            measured["experiments"][folder] = summary
+            measured["runs"][folder] = {"status": status, "seconds": seconds}
+            if status not in ("completed", "diverged"):
+                failed.append(folder)
+            if summary.get("stopped_by"):  # interrupted: report what there is
+                stopped_by = summary["stopped_by"]
+                break
+            runs.write_json(path / "summary.json", {"status": "running", **measured})
     status = "completed" if not failed else "failed: " + ", ".join(failed)
     summary = {"status": status, **measured}
     if stopped_by:

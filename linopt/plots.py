@@ -2,13 +2,19 @@
 
 No pyplot and no backend switch: nothing here needs a screen, and importing
 this module leaves a notebook's inline backend alone. Every function takes the
-output path first and returns it.
+output path first and returns it. Inside :func:`in_background` they draw on
+one worker thread while the caller goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,6 +37,73 @@ def save_figure(fig, path):
     return path
 
 
+_THREAD = "linopt-figures"
+_executor = None  # the worker, inside in_background()
+_futures = []  # the figures asked for in the innermost in_background() block
+
+
+@contextlib.contextmanager
+def in_background():
+    """Draw every figure on one worker thread while the caller goes on.
+
+    Drawing a figure takes 0.1-0.4 s of Python; JAX releases the interpreter
+    while it compiles and runs, so figures drawn meanwhile cost no wall time
+    (``experiments.reproduce`` draws 44 between its compiles). Every figure
+    is drawn on that one thread, so matplotlib is never used from two at
+    once (figures made here must go through :func:`figure_writer` too). On
+    leaving a block, every figure asked for in it has been written, even on
+    an error or Ctrl-C, and the first figure's error, if any, is raised.
+    Nested blocks share the outer one's thread.
+    """
+    global _executor, _futures
+    outer = _executor is None
+    if outer:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_THREAD)
+    saved, _futures = _futures, []
+    mine = _futures
+    try:
+        yield
+    finally:
+        _futures = saved
+        futures.wait(mine)
+        if outer:
+            executor, _executor = _executor, None
+            executor.shutdown(wait=True)
+    for future in mine:
+        future.result()
+
+
+def figure_writer(fn):
+    """Decorates ``fn(path, ...)``, which writes one figure, to run on the
+    worker thread inside :func:`in_background` (its array arguments copied,
+    so the caller may reuse them) and inline elsewhere; returns ``path``."""
+
+    @functools.wraps(fn)
+    def write(path, *args, **kwargs):
+        on_worker = threading.current_thread().name.startswith(_THREAD)
+        if _executor is None or on_worker:
+            return fn(path, *args, **kwargs)
+        _futures.append(_executor.submit(fn, path, *_copy(args), **_copy(kwargs)))
+        return path
+
+    return write
+
+
+def _copy(value):
+    """``value`` with its numpy arrays and containers copied."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, tuple):
+        items = [_copy(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
+
+
+@figure_writer
 def line_plot(
     path,
     curves: Mapping[str, tuple[Sequence, Sequence]],
@@ -79,6 +152,7 @@ def line_plot(
 MAX_POINTS = 4_000  # drawn of a loss curve (a figure is ~700 pixels wide)
 
 
+@figure_writer
 def loss_curve(
     path,
     losses,
@@ -112,6 +186,7 @@ def loss_curve(
     )
 
 
+@figure_writer
 def heatmap(
     path,
     values,
@@ -168,6 +243,7 @@ def heatmap(
     return save_figure(fig, path)
 
 
+@figure_writer
 def histogram(
     path, values, *, xlabel: str, title: str = "", log_x: bool = True, bins: int = 60
 ):
@@ -188,6 +264,7 @@ def histogram(
     return save_figure(fig, path)
 
 
+@figure_writer
 def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     """Each class's weights (the bias column dropped, if ``W`` has one: a column
     more than ``image_shape`` holds) drawn as an image.
@@ -229,6 +306,7 @@ def class_templates(path, W, image_shape, class_names, *, title: str = ""):
     return save_figure(fig, path)
 
 
+@figure_writer
 def confusion_matrix(path, counts, class_names, *, title: str = ""):
     """Test examples by true (rows) and predicted (columns) class.
 
@@ -261,6 +339,7 @@ def confusion_matrix(path, counts, class_names, *, title: str = ""):
     return save_figure(fig, path)
 
 
+@figure_writer
 def search_curve(
     path,
     losses,
@@ -300,6 +379,7 @@ def search_curve(
     return save_figure(fig, path)
 
 
+@figure_writer
 def measured_and_predicted(
     path,
     measured: Mapping[str, tuple[Sequence, Sequence]],

@@ -19,7 +19,9 @@ def test_digits_are_scikit_learns_exactly():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["train", "sweep", "gradcheck", "batch_size"])
+@pytest.mark.parametrize(
+    "module", ["train", "sweep", "gradcheck", "batch_size", "landscape", "reproduce"]
+)
 def test_an_experiment_imports_no_sklearn_or_matplotlib(module):
     """scikit-learn (1.5 s) and matplotlib (0.5 s) load only when used."""
     code = (
