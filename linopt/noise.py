@@ -162,8 +162,10 @@ def sample_batch_errors(
     Args:
       loss, W, X, y, reg: as :func:`gradient_noise`.
       gradient: ``G`` (:attr:`GradientNoise.gradient` at the same ``W``).
-      key: ``jax.random`` key; draw ``k`` uses ``fold_in(key, k)``.
-      batch_size: rows per batch. num_draws: batches drawn.
+      key: ``jax.random`` key; draw ``k`` uses ``fold_in(key, k)``. With the
+        same key, a smaller batch is the first rows of a larger one's draw.
+      batch_size: rows per batch. num_draws: batches drawn (memory
+        ``num_draws x N`` row indices: one program serves every batch size).
       replace: draw rows with replacement (else a uniform subset of rows).
       draws_per_block: draws vmapped at once (memory ``draws x B x D``).
     Returns:
@@ -174,29 +176,40 @@ def sample_batch_errors(
     if num_draws < 2:
         raise ValueError(f"num_draws must be at least 2 for a spread, got {num_draws}")
     block = max(1, min(draws_per_block, num_draws))
-    return _sample(
-        loss, batch_size, num_draws, replace, block, W, X, y, reg, gradient, key
-    )
+    rows = _draw_rows(num_draws, X.shape[0], replace, key)
+    return _sample(loss, batch_size, block, W, X, y, reg, gradient, rows)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _sample(loss, batch, num_draws, replace, block, W, X, y, reg, G, key):
-    n = X.shape[0]
-    reg_grad = 2 * reg * W
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _draw_rows(num_draws, n, replace, key):
+    """``(num_draws, n)`` rows, a draw a row: a batch of ``B`` is a draw's
+    first ``B`` (``n`` uniform picks, or a permutation: ``B`` distinct rows).
+    One program for every batch size; the picks are threefry's, which are
+    the same for a prefix of a shape (partitionable), so a batch is the
+    one ``randint(k, (B,))`` or ``choice(k, n, (B,), replace=False)`` gives."""
 
     def draw(k):
         k = jax.random.fold_in(key, k)
         if replace:
-            rows = jax.random.randint(k, (batch,), 0, n)
-        else:
-            rows = jax.random.choice(k, n, (batch,), replace=False)
+            return jax.random.randint(k, (n,), 0, n)
+        return jax.random.permutation(k, n)
+
+    return jax.vmap(draw)(jnp.arange(num_draws))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _sample(loss, batch, block, W, X, y, reg, G, rows):
+    num_draws = rows.shape[0]
+    reg_grad = 2 * reg * W
+
+    def draw(rows):
         x, labels = X[rows], y[rows]
         g = coefficients(loss, W, x, labels).T @ x / batch + reg_grad
         e = g - G
         cos = jnp.sum(g * G) / (jnp.linalg.norm(g) * jnp.linalg.norm(G))
         return jnp.sum(e * e), cos
 
-    sq, cos = jax.lax.map(draw, jnp.arange(num_draws), batch_size=block)
+    sq, cos = jax.lax.map(draw, rows[:, :batch], batch_size=block)
 
     def mean_and_se(v):
         return jnp.mean(v), jnp.std(v, ddof=1) / jnp.sqrt(num_draws)

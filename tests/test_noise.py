@@ -150,3 +150,20 @@ def test_bad_arguments_say_what_to_do(digits):
             batch_size=2,
             num_draws=1,
         )
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_a_drawn_batch_is_the_one_its_key_draws_alone(replace):
+    """One program draws every batch size's rows: a batch of B is the first B
+    of a draw, the same rows ``randint`` / ``choice`` give for B alone."""
+    key = jax.random.key(3)
+    rows = noise._draw_rows(4, 50, replace, key)
+    for k in range(4):
+        alone = jax.random.fold_in(key, k)
+        if replace:
+            expected = jax.random.randint(alone, (7,), 0, 50)
+        else:
+            expected = jax.random.choice(alone, 50, (7,), replace=False)
+        np.testing.assert_array_equal(rows[k, :7], expected)
+    if not replace:
+        assert all(len(set(r.tolist())) == 50 for r in np.asarray(rows))
