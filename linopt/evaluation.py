@@ -2,9 +2,10 @@
 
 :func:`confusion` counts test predictions by (true class, predicted class)
 (``np.bincount``: importing scikit-learn for it would cost a run 1.8 s) and
-gives each class's accuracy (its recall); :func:`baselines` fits scikit-learn's ``LogisticRegression``
-and ``LinearSVC`` on the same preprocessed training split, so their accuracy
-and time sit beside linopt's in ``summary.json``.
+gives each class's accuracy (its recall); :func:`baselines` fits
+scikit-learn's ``LogisticRegression`` and ``LinearSVC`` on the same
+preprocessed training split, so their accuracy and time sit beside
+linopt's in ``summary.json``.
 """
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ def sparse_check(
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _choose(key, group: int, size: int, take: int) -> jax.Array:
     """``take`` of ``range(size)`` without replacement, by the group's key."""
-    return jax.random.choice(jax.random.fold_in(key, group), size, (take,), replace=False)
+    group_key = jax.random.fold_in(key, group)
+    return jax.random.choice(group_key, size, (take,), replace=False)
 
 
 def directional_check(

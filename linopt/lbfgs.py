@@ -82,7 +82,8 @@ class LBFGS:
         decrease (the precision's floor: each would spend the line search's
         every evaluation, 20, for nothing) the weights stay and nothing is
         evaluated (``evaluations`` 0, ``step_size`` 0)."""
-        return jax.lax.cond(state.flat >= PATIENCE, self._rest, self._search, state, data)
+        resting = state.flat >= PATIENCE
+        return jax.lax.cond(resting, self._rest, self._search, state, data)
 
     def _rest(self, state: LBFGSState, data: Data):
         value = optax.tree.get(state.opt_state, "value")
