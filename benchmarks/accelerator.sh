@@ -4,7 +4,8 @@
 #   bash benchmarks/accelerator.sh            # from the repository root
 #
 #  1. installs the CUDA extra (pip install -e ".[cuda,test]") where there is a
-#     GPU and the package registry can be reached; says so and goes on if not;
+#     GPU and the package registry can be reached (".[test]" on a CPU machine
+#     where linopt is not installed yet); says so and goes on if it fails;
 #  2. runs the tests that touch devices (sharding, host syncs, compile once);
 #  3. runs `python -m benchmarks.run --quick` on the default device;
 #  4. runs one CIFAR-10-shaped 4x4 sweep (`benchmarks.sweep`, synthetic rows);
@@ -16,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d /tmp/linopt-accelerator.XXXX)}
 mkdir -p "$OUT"
-PY=${PYTHON:-python}
+PY=${PYTHON:-$(command -v python || command -v python3)}
 began=$SECONDS
 declare -A status seconds
 
@@ -31,7 +32,7 @@ step() {  # step NAME COMMAND...: run, time and record one part
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-  if $PY -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
+  if $PY -c "import linopt, jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
     status[install]="skipped: jax already sees the GPU"
     seconds[install]=0
   else
@@ -39,8 +40,16 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   fi
 else
   gpu="none (CPU only)"
-  status[install]="skipped: no GPU here"
-  seconds[install]=0
+  if $PY -c "import linopt, pytest" 2>/dev/null; then
+    status[install]="skipped: no GPU here"
+    seconds[install]=0
+  else  # a fresh machine: the CPU install, so that the rest can run
+    step install $PY -m pip install -q -e ".[test]"
+  fi
+fi
+if ! backend=$($PY -c "import jax; print(jax.default_backend(), jax.devices()[0].device_kind)" 2>&1 | tail -n 1); then
+  echo "accelerator.sh: JAX cannot start with $PY ($backend); install with pip install -e \".[test]\" or set PYTHON" >&2
+  exit 1
 fi
 backend=$($PY -c "import jax; print(jax.default_backend(), jax.devices()[0].device_kind)")
 echo "GPU: $gpu; JAX runs on: $backend"
@@ -60,8 +69,11 @@ for name in install device_tests benchmarks sweep; do
   echo "| $name | ${status[$name]} | ${seconds[$name]} |"
 done
 echo
-grep -E '^\| (workload|---|minibatch|full_batch|random_search|local_search|numerical_gradient) ' \
-  "$OUT/benchmarks.log" | tail -n 7
+# the last table with a "numpy s" column: benchmarks.run's summary of all workloads
+awk '/^\| workload \| numpy/ {table = ""; inside = 1}
+     inside && /^\|/ {table = table $0 "\n"; next}
+     {inside = 0}
+     END {printf "%s", table}' "$OUT/benchmarks.log"
 grep -E '^sweep_4x4' "$OUT/sweep.log" || true
 echo
 echo "logs: $OUT"

@@ -27,16 +27,25 @@ print(json.dumps({n: events.count("/jax/compilation_cache/" + n)
 """
 
 
-def _run(workdir, env):
-    out = subprocess.run(
+def _start(workdir, env):
+    return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(workdir)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _events(process):
+    out, err = process.communicate()
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _run(workdir, env):
+    return _events(_start(workdir, env))
 
 
 @pytest.mark.slow
@@ -46,6 +55,19 @@ def test_a_second_run_compiles_nothing_the_first_did(tmp_path):
     assert first["cache_misses"] > 0 and any((tmp_path / "cache").iterdir())
     second = _run(tmp_path / "b", env)
     assert second["cache_misses"] == 0 and second["cache_hits"] == first["cache_misses"]
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_cache(tmp_path):
+    # Both fill the same empty folder at once (JAX writes each entry
+    # atomically); each run is unharmed and a third compiles nothing.
+    env = {**os.environ, compile_cache.ENV: str(tmp_path / "cache")}
+    both = [_start(tmp_path / name, env) for name in ("a", "b")]
+    events = [_events(p) for p in both]
+    assert events[0]["cache_misses"] + events[1]["cache_misses"] > 0
+    runs = [json.loads((tmp_path / n / "summary.json").read_text()) for n in "ab"]
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+    assert _run(tmp_path / "c", env)["cache_misses"] == 0
 
 
 def test_the_cache_can_be_turned_off_or_moved(monkeypatch, tmp_path):
