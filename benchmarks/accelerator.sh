@@ -51,7 +51,6 @@ if ! backend=$($PY -c "import jax; print(jax.default_backend(), jax.devices()[0]
   echo "accelerator.sh: JAX cannot start with $PY ($backend); install with pip install -e \".[test]\" or set PYTHON" >&2
   exit 1
 fi
-backend=$($PY -c "import jax; print(jax.default_backend(), jax.devices()[0].device_kind)")
 echo "GPU: $gpu; JAX runs on: $backend"
 
 step device_tests $PY -m pytest -q -p no:cacheprovider -m "slow or not slow" \
