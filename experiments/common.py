@@ -36,8 +36,8 @@ from linopt import (
     compile_cache,
     configs,
     data,
+    figure_thread,
     optimizers,
-    plots,
     presets,
     runs,
     strategies,
@@ -270,7 +270,8 @@ def main(
             return 0
         compile_cache.enable()  # a second run compiles nothing the first did
         try:
-            with plots.in_background():  # figures drawn while JAX compiles and runs
+            # figures drawn while JAX compiles and runs
+            with figure_thread.in_background():
                 summary = run(config, flags.FLAGS.workdir)
         except LinoptError as e:
             if DEBUG.value:

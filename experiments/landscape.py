@@ -32,7 +32,7 @@ import numpy as np
 from absl import flags
 
 from experiments import common
-from linopt import configs, landscape, losses, plots, presets, runs
+from linopt import configs, figure_thread, landscape, losses, plots, presets, runs
 from linopt.errors import LinoptError
 
 flags.DEFINE_string(
@@ -75,7 +75,7 @@ def check_config(config: configs.LandscapeConfig, num_train: int) -> None:
             )
 
 
-@plots.figure_writer
+@figure_thread.figure_writer
 def toy_figure(path, toy: landscape.ToySlice, x, w):
     """The toy's total loss (thick) over ``w0`` and each clamped piece."""
     from matplotlib.figure import Figure  # on the first figure, as linopt.plots

@@ -19,7 +19,7 @@ import jax
 from absl import flags
 
 from experiments import batch_size, common, gradcheck, landscape, step_size, train
-from linopt import configs, lecture, losses, plots, runs
+from linopt import configs, figure_thread, lecture, losses, runs
 from linopt.errors import LinoptError
 
 flags.DEFINE_integer(
@@ -299,7 +299,7 @@ def run(config: configs.ReproduceConfig, workdir=None) -> dict:
     failed, stopped_by = [], None
     # An experiment's figures are drawn while the next one compiles; all are
     # written by the end of the block, before the report lists them.
-    with plots.in_background():
+    with figure_thread.in_background():
         for section, folder, module, own in EXPERIMENTS:
             print(f"== {section}", flush=True)
             sub = experiment_config(config, module, own)

@@ -38,6 +38,7 @@ from linopt import (
     configs,
     curvature,
     driver,
+    figure_thread,
     losses,
     plots,
     presets,
@@ -98,7 +99,7 @@ def _verdict(diverged: bool, rise: float) -> str:
     return "grew" if rise > GREW else "decreased"
 
 
-@plots.figure_writer
+@figure_thread.figure_writer
 def write_figures(path, config, summary, curves, where):
     """``stability.png`` (loss per step, one curve per factor) and
     ``sharpness.png`` (lambda_max along each path, each run's 2 / lr in its

@@ -36,6 +36,7 @@ is used (``linopt.losses.svm_loss``), and ``dir(linopt)`` lists them all.
 ``sharding``        data parallelism over devices and hosts
 ``runs``            run folders, atomic files, config.json
 ``plots``           figures without pyplot
+``figure_thread``   figures drawn on one worker thread while JAX runs
 ``reference``       plain numpy versions of the lecture's code
 ``lecture``         the lecture's own numbers
 ``errors``          errors a user can fix
@@ -86,6 +87,7 @@ __all__ = [
     "sharding",
     "runs",
     "plots",
+    "figure_thread",
     "reference",
     "lecture",
     "errors",
