@@ -284,9 +284,7 @@ def drive(
             state, diverged, keys, data, jnp.int32(step), jnp.int32(count)
         )
         # The chunk's one host transfer.
-        metrics, taken, all_diverged = jax.device_get(
-            (metrics, taken, jnp.all(diverged))
-        )
+        metrics, taken, all_diverged = jax.device_get((metrics, taken, diverged.all()))
         seconds = time.perf_counter() - began
         sizer.observe(int(taken), seconds, compiled=not compiled)
         first_chunk_s, compiled = first_chunk_s or seconds, True

@@ -93,10 +93,8 @@ def optimum(
             )  # fmt: skip
             g0 = float(new.grad_norms[0]) if g0 is None else g0
             improved = opt is None or new.loss < opt.loss
-            steps, evaluations = (
-                steps + new.num_steps,
-                evaluations + new.num_evaluations,
-            )
+            steps += new.num_steps
+            evaluations += new.num_evaluations
             opt = new if improved else opt
             W = opt.params
             done = opt.grad_norm <= tol * g0 or not improved or steps >= max_steps
@@ -354,10 +352,8 @@ def figure(path, report, curves, *, regs, num_train, evaluated_here, title):
             )
             predicted[label] = (x, gap)
             continue
-        best = (
-            ", L* only the best found" if runs[name]["L_star_best_found_only"] else ""
-        )
-        label = f"{name} (reg {regs[name]:g}{best})"
+        best = runs[name]["L_star_best_found_only"] and ", L* only the best found"
+        label = f"{name} (reg {regs[name]:g}{best or ''})"
         if name == "gradient_descent" and rate["measured_rate"] is not None:
             label += f"\nmeasured x{rate['measured_rate']:.6g} a step, last half"
         if np.any(gap < floor):
@@ -385,10 +381,9 @@ def _rate(descent, runs, refs, res, X, y, key, num_iters):
     ref = refs[(run.loss, run.reg)]
     eig = extreme_eigenvalues(run.loss, run.reg, ref.params, X, y, key=key,
                               num_iters=num_iters)  # fmt: skip
-    rate = linear_rate(
-        descent.losses, descent.steps, descent.learning_rates, ref.value, eig,
-        delta=res[(run.loss, run.reg)] + (ref.gap_bound or 0.0),
-    )  # fmt: skip
+    delta = res[(run.loss, run.reg)] + (ref.gap_bound or 0.0)
+    rate = linear_rate(descent.losses, descent.steps, descent.learning_rates,
+                       ref.value, eig, delta=delta)  # fmt: skip
     lrs = descent.learning_rates[rate.first_step - 1 : rate.last_step - 1]
     lanczos = contraction(lrs, eig.lambda_min_lanczos, eig.lambda_max)
     return rate, {
@@ -400,5 +395,5 @@ def _rate(descent, runs, refs, res, X, y, key, num_iters):
         # The rate were lambda_min the Lanczos estimate, not the floor.
         "predicted_rate_lanczos_lambda_min": float(np.exp(np.mean(np.log(lanczos)))),
         "float32_loss_ulps": FLOAT32_LOSS_ULPS,
-        "delta": res[(run.loss, run.reg)] + (ref.gap_bound or 0.0),
+        "delta": delta,
     }
